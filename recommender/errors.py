@@ -1,0 +1,40 @@
+"""Domain errors of the library.
+
+The CLI maps each to an exit code and the HTTP service to a status code, each in
+one place (``recommender/cli/__init__.py`` and ``api/errors.py``), so the library
+never needs to know how it is being called.
+"""
+
+from __future__ import annotations
+
+
+class RecommenderError(Exception):
+    """Base class: every error the library raises on purpose derives from it."""
+
+
+class CorpusError(RecommenderError):
+    """The content folder cannot be used at all (missing, empty, unreadable)."""
+
+
+class ArticleNotFound(RecommenderError):
+    """An article reference (id, url, slug or path) matched no article."""
+
+
+class IndexNotFound(RecommenderError):
+    """No index exists at the given directory."""
+
+
+class IndexMismatch(RecommenderError):
+    """An index was built with another model or configuration than the one asked for."""
+
+
+class ModelNotAvailable(RecommenderError):
+    """The encoder named in the configuration cannot be loaded on this machine."""
+
+
+class InvalidFilter(RecommenderError):
+    """A suggestion filter names something that does not exist (e.g. an unknown subject)."""
+
+
+class FillError(RecommenderError):
+    """The batch-fill job cannot run (e.g. another fill holds the folder's lock)."""

@@ -1,0 +1,168 @@
+"""Related-article suggestions for a known article or for free text.
+
+Rules every caller can rely on: never the article itself, never a copy of it
+(same id, another subject), never a ``no_index`` article, never two copies of one
+article; filters select or exclude subjects and urls.
+
+Example:
+    >>> rec = Recommender.load("~/.cache/recommender/index")   # doctest: +SKIP
+    >>> [s.article.subject for s in rec.related("what-is-the-calvin-cycle", k=2)]  # doctest: +SKIP
+    ['Biology', 'Biology']
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recommender.corpus import Article, subject_key
+from recommender.encoders import load_encoder
+from recommender.errors import ArticleNotFound, InvalidFilter
+from recommender.index import Index, load_index
+from recommender.ranking import Ranker
+from recommender.text import clean_text
+
+
+class Filters(BaseModel):
+    """Which candidates may be suggested."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    only_subjects: frozenset[str] = Field(default_factory=frozenset)
+    exclude_subjects: frozenset[str] = Field(default_factory=frozenset)
+    exclude_urls: frozenset[str] = Field(default_factory=frozenset)
+    cross_subject_only: bool = False
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One suggested article, its fused score, and whether an editor already linked it."""
+
+    article: Article
+    score: float
+    curated: bool = False
+
+
+class Recommender:
+    """Answers related-article queries from an :class:`~recommender.index.Index`."""
+
+    def __init__(self, index: Index):
+        self.index = index
+        self.ranker = Ranker(index)
+        self.articles = index.articles
+        self.row_of = {a.url: i for i, a in enumerate(self.articles)}
+        content_ids: dict[str, int] = {}
+        self._content = np.array(  # copies share one small integer
+            [content_ids.setdefault(a.content_key, len(content_ids)) for a in self.articles],
+            dtype=np.int64)
+        self._by_id: dict[str, list[int]] = defaultdict(list)
+        self._by_slug: dict[str, list[int]] = defaultdict(list)
+        self._by_path: dict[str, int] = {}
+        for i, a in enumerate(self.articles):
+            if a.id is not None:
+                self._by_id[a.id].append(i)
+            self._by_slug[a.slug].append(i)
+            self._by_path[str(a.path)] = i
+        self.subjects = {subject_key(a.subject): a.subject for a in self.articles if a.subject}
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Recommender:
+        return cls(load_index(Path(directory).expanduser()))
+
+    # -- lookup --------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Article:
+        """An article by url, id, slug or path (relative to the content folder)."""
+        return self.articles[self._row(ref)]
+
+    def _row(self, ref: str | Article) -> int:
+        if isinstance(ref, Article):
+            ref = ref.url
+        ref = ref.strip()
+        if ref in self.row_of:
+            return self.row_of[ref]
+        if ref in self._by_id:
+            return self._by_id[ref][0]
+        if ref in self._by_path:
+            return self._by_path[ref]
+        slug = ref.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
+        if slug in self._by_slug:
+            return self._by_slug[slug][0]
+        raise ArticleNotFound(f"no article matches {ref!r} (tried url, id, path and slug)")
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def related(self, article: str | Article, k: int = 5,
+                filters: Filters | None = None) -> list[Suggestion]:
+        """Suggestions for a known article (by object, url, id, slug or path)."""
+        row = self._row(article)
+        source = self.articles[row]
+        filters = filters or Filters()
+        rows, scores = self.index.neighbours[row], self.index.neighbour_scores[row]
+        picked = self._pick(rows, scores, k, filters, source, row)
+        if len(picked) < k and self.index.neighbours.shape[1] < len(self.articles):
+            full = self.ranker.scores_for_rows(np.array([row]))[0]
+            order = np.argsort(-full, kind="stable")
+            picked = self._pick(order, full[order], k, filters, source, row)
+        return picked
+
+    def related_to_text(self, text: str, k: int = 5,
+                        filters: Filters | None = None) -> list[Suggestion]:
+        """Suggestions for free text, such as a draft's title, question and answer."""
+        filters = filters or Filters()
+        cleaned = clean_text(text)
+        config = self.index.config
+        encoder = load_encoder(config.model, config.text.max_tokens)
+        vector = encoder.encode([cleaned])[0]
+        scores = self.ranker.scores_for_text(cleaned, vector)
+        n = min(len(scores), max(4 * k, 64))
+        while True:
+            top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(n)
+            order = top[np.argsort(-scores[top], kind="stable")]
+            picked = self._pick(order, scores[order], k, filters, None, -1)
+            if len(picked) >= k or n >= len(scores):
+                return picked
+            n = min(len(scores), n * 4)
+
+    # -- filtering -------------------------------------------------------------------------
+
+    def _subject_keys(self, names: Iterable[str]) -> set[str]:
+        keys = {subject_key(n) for n in names}
+        unknown = sorted(k for k in keys if k not in self.subjects)
+        if unknown:
+            raise InvalidFilter(f"unknown subject(s): {', '.join(unknown)}; known subjects: "
+                                + ", ".join(sorted(self.subjects.values())))
+        return keys
+
+    def _pick(self, rows: np.ndarray, scores: np.ndarray, k: int, filters: Filters,
+              source: Article | None, source_row: int) -> list[Suggestion]:
+        only = self._subject_keys(filters.only_subjects)
+        exclude = self._subject_keys(filters.exclude_subjects)
+        if filters.cross_subject_only and source is not None and source.subject:
+            exclude = exclude | {subject_key(source.subject)}
+        seen = {self._content[source_row]} if source_row >= 0 else set()
+        curated_keys = set()
+        if source is not None:
+            curated_keys = {self._content[self.row_of[u]] for u in source.links
+                            if u in self.row_of}
+        out: list[Suggestion] = []
+        for r, s in zip(rows.tolist(), scores.tolist()):
+            if r < 0 or not np.isfinite(s):
+                continue
+            a = self.articles[r]
+            content = self._content[r]
+            if content in seen or a.no_index or a.url in filters.exclude_urls:
+                continue
+            key = subject_key(a.subject)
+            if (only and key not in only) or key in exclude:
+                continue
+            seen.add(content)
+            out.append(Suggestion(a, float(s), content in curated_keys))
+            if len(out) >= k:
+                break
+        return out
