@@ -79,7 +79,8 @@ def print_load_report(report: LoadReport, limit: int = 20) -> None:
         table.add_row(name, str(value))
     console.print(table)
     for issue in (report.errors + report.duplicate_urls)[:limit]:
-        console.print(f"[yellow]skipped[/] {issue.path}: {issue.reason}")
+        console.print(f"skipped {issue.path}: {issue.reason}", style="yellow", markup=False,
+                      soft_wrap=True, highlight=False)
     hidden = len(report.errors) + len(report.duplicate_urls) - limit
     if hidden > 0:
         console.print(f"... and {hidden} more (see --report)")
@@ -108,11 +109,12 @@ def build(
     built = build_index(corpus, cfg, index_dir, cache_dir, progress=not quiet)
     m = built.manifest
     console.print(
-        f"[green]index written[/] to {index_dir}: {m['counts']['articles']} articles, "
+        f"index written to {index_dir}: {m['counts']['articles']} articles, "
         f"model {m['model']} (dim {m['dim']}), embedded {m['counts']['embedded']} "
         f"({m['embedding']['rate_per_s']}/s), {m['counts']['from_cache']} from cache; "
         f"load {loaded:.1f}s, build {m['build_seconds']:.1f}s, "
-        f"total {time.perf_counter() - started:.1f}s")
+        f"total {time.perf_counter() - started:.1f}s", style="green", markup=False,
+        soft_wrap=True, highlight=False)
 
 
 def _print_suggestions(title: str, suggestions: list[Suggestion], as_json: bool) -> None:

@@ -1,0 +1,37 @@
+# Two commands that work on a fresh machine:
+#   make demo   set up, build the demo index, and show suggestions (then: make serve)
+#   make test   set up, lint, and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX := .recommender/demo-index
+LEUKEMIA := what-are-the-latest-advancements-in-radiation-therapy-for-leukemia
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo serve test lint clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned to the CPU wheel: otherwise pip pulls a multi-GB CUDA build
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,onnx,static]"
+	touch $@
+
+demo: setup
+	$(BIN)/recommender build demo/content --index $(DEMO_INDEX)
+	$(BIN)/recommender related $(LEUKEMIA) --index $(DEMO_INDEX) --k 3
+
+serve: setup
+	$(BIN)/recommender serve demo/content --index $(DEMO_INDEX)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .recommender .pytest_cache .ruff_cache
