@@ -1,0 +1,171 @@
+"""``recommender fill``: write suggested related-article blocks into a content folder.
+
+A thin layer over :mod:`recommender.fill`: it takes the folder's lock first (so a
+second fill fails at once, before minutes of index work), loads the corpus,
+obtains a :class:`~recommender.recommender.Recommender`, plans, writes and prints
+a summary. A dry run prints the diff to stdout (the summary goes to stderr), so
+``recommender fill DIR --dry-run > fill.patch`` gives a patch to review.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from recommender.cli import app
+from recommender.corpus import Corpus, load_corpus
+from recommender.errors import CorpusError, FillError
+from recommender.fill import (
+    FillLock,
+    FillResult,
+    Suggest,
+    apply_fill,
+    check_report_path,
+    clean_temp_files,
+    diff_file,
+    plan_fill,
+    recommender_suggester,
+    write_report,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
+                   out: Console) -> Suggest:
+    """Suggestions from the index at ``index``, else the default one, built if needed.
+
+    The default index is reused only if it was built from this very folder; an
+    index of another folder would suggest urls that do not exist here (they
+    would be dropped, not written, but the fill would do little). A stale index
+    is used with a warning: every suggestion is checked against the folder.
+    """
+    from recommender.cli.core import resolve_index_dir
+    from recommender.config import BuildConfig
+    from recommender.index import build_index, corpus_fingerprint, load_index, read_manifest
+    from recommender.recommender import Recommender
+
+    directory = resolve_index_dir(index)
+    manifest: dict[str, Any] | None = None
+    with contextlib.suppress(Exception):
+        manifest = read_manifest(directory)
+    root = str(content_dir.resolve())
+    if index is None and (manifest is None or manifest.get("corpus", {}).get("root") != root):
+        out.print(f"[cyan]building an index[/] of {content_dir} in {directory} (no index of"
+                  " this folder there yet)")
+        built = build_index(corpus, BuildConfig(), directory, progress=True)
+        return recommender_suggester(Recommender(built))
+    loaded = load_index(directory)
+    corpus_info = loaded.manifest.get("corpus", {})
+    if corpus_info.get("root") not in (None, root):
+        out.print(f"[yellow]warning[/] index {directory} was built from {corpus_info['root']},"
+                  f" not {root}: suggestions outside this folder are dropped")
+    elif corpus_info.get("fingerprint") not in (None, corpus_fingerprint(corpus.articles)):
+        out.print(f"[yellow]warning[/] index {directory} was built from another version of"
+                  " this folder (a fill's own links count as a change); run `recommender build`"
+                  " for suggestions that know every article")
+    return recommender_suggester(Recommender(loaded))
+
+
+def _progress(out: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=out, transient=True)
+
+
+def print_summary(result: FillResult, corpus: Corpus, out: Console, limit: int = 10) -> None:
+    """Counts first, then each kind of skip with a few of its files and reasons."""
+    s = result.summary()
+    verb = "would be " if result.dry_run else ""
+    table = Table(title="Fill (dry run)" if result.dry_run else "Fill", show_header=False)
+    table.add_row("articles selected", str(s["files_selected"]))
+    table.add_row(f"files {verb}filled", str(s["files_filled"]))
+    table.add_row(f"links {verb}written", str(s["links_written"]))
+    table.add_row("skipped", str(len(result.skipped)))
+    for kind, count in s["skipped"].items():
+        table.add_row(f"  {kind}", str(count))
+    table.add_row("files not loaded (load errors)", str(len(corpus.report.errors)))
+    if result.lock_taken_over:  # the library logged a warning when it happened
+        table.add_row("stale lock taken over from", result.lock_taken_over)
+    if result.cleaned_temp_files:
+        table.add_row("stale temporary files removed", str(len(result.cleaned_temp_files)))
+    out.print(table)
+    for skip in result.skipped[:limit]:
+        out.print(f"[yellow]skipped[/] {skip.path}: {skip.kind}: {skip.detail}")
+    if len(result.skipped) > limit:
+        out.print(f"... and {len(result.skipped) - limit} more (see --report FILE.json)")
+
+
+@app.command()
+def fill(
+    content_dir: Annotated[Path, typer.Argument(help="Folder of markdown articles to fill")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50,
+                                   help="Links per article (the target count with --top-up)")] = 5,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Change nothing; print the diff (or write it to --diff)")] = False,
+    diff: Annotated[Optional[Path], typer.Option(
+        "--diff", help="Write a unified diff of the changes to FILE", dir_okay=False)] = None,
+    top_up: Annotated[bool, typer.Option(
+        "--top-up", help="Also complete articles that have fewer than --k links")] = False,
+    min_score: Annotated[Optional[float], typer.Option(
+        "--min-score", help="Never write a suggestion scored below S")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Write every link written to FILE (.csv or .json)",
+        dir_okay=False)] = None,
+    index: Annotated[Optional[Path], typer.Option(
+        "--index", help="Index directory [default: $RECOMMENDER_INDEX or "
+        "~/.cache/recommender/index, built from CONTENT_DIR if it is not of it]")] = None,
+) -> None:
+    """Write suggested related_articleN blocks into articles of CONTENT_DIR without any.
+
+    Only the new blocks are added, just before each front matter's closing
+    '---'; every other byte of every file stays as it was.
+    """
+    if report is not None:
+        check_report_path(report)
+    if not content_dir.is_dir():
+        raise CorpusError(f"content folder {content_dir} does not exist or is not a folder")
+    diff_to_stdout = dry_run and diff is None
+    out = err_console if diff_to_stdout else console
+    with contextlib.ExitStack() as stack:
+        lock = None if dry_run else stack.enter_context(FillLock(content_dir))
+        cleaned = [] if dry_run else clean_temp_files(content_dir)
+        corpus = load_corpus(content_dir)
+        suggest = open_suggester(content_dir, corpus, index, out)
+        with _progress(out) as bar:
+            task = bar.add_task("planning", total=None)
+            plans = plan_fill(corpus, suggest, k, top_up, min_score,
+                              progress=lambda i, n: bar.update(task, completed=i, total=n))
+        diffs = {id(p): diff_file(p) for p in plans if p.changes} if diff or dry_run else {}
+        if dry_run:
+            result = FillResult.planned(plans)
+            shown = result.changes
+        else:
+            with _progress(out) as bar:
+                task = bar.add_task("writing", total=None)
+                result = apply_fill(
+                    plans, progress=lambda i, n: bar.update(task, completed=i, total=n))
+            result.cleaned_temp_files = cleaned
+            result.lock_taken_over = lock.taken_over_from if lock else None
+            shown = result.written
+        patch = "".join(diffs.get(id(p), "") for p in shown)
+        if diff is not None:
+            try:
+                diff.write_text(patch, encoding="utf-8", newline="")
+            except OSError as exc:
+                raise FillError(f"cannot write diff {diff}: {exc.strerror or exc}") from None
+        elif diff_to_stdout:
+            typer.echo(patch, nl=False)
+        if report is not None:
+            write_report(result, report)
+    print_summary(result, corpus, out)
+    if diff is not None:
+        out.print(f"diff written to {diff}")
+    if report is not None:
+        out.print(f"report written to {report}")
