@@ -1,0 +1,204 @@
+"""``evaluate`` and ``suggest``: score methods against the curated links, export lists.
+
+Thin wiring over :mod:`recommender.evaluation`: parse options, build the
+methods asked for, run, write ``results.json`` and ``report.html``. Domain
+errors propagate to :func:`recommender.cli.main`, which maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from recommender.cli import app
+from recommender.config import BuildConfig
+from recommender.corpus import Corpus, load_corpus
+from recommender.evaluation import (
+    BM25Method,
+    CandidateSpace,
+    DenseMethod,
+    KeywordMethod,
+    LexicalFeatures,
+    Method,
+    MethodResult,
+    RandomMethod,
+    SuggestionsFile,
+    TfidfMethod,
+    build_protocol,
+    choose_examples,
+    export_suggestions,
+    print_table,
+    read_query_file,
+    write_html,
+    write_json,
+)
+from recommender.evaluation import evaluate as run_evaluation
+
+console = Console()
+err_console = Console(stderr=True)
+
+METHODS: tuple[str, ...] = ("random", "tfidf", "bm25", "keywords", "dense")
+
+
+def dense_vectors(corpus: Corpus, config: BuildConfig, cache_dir: Path | None) -> np.ndarray:
+    """Embeddings of every article under ``config`` (cached by the embedding module)."""
+    from recommender.embedding import embed_corpus  # the encoder stack loads only if asked
+
+    return embed_corpus(corpus, config, cache_dir)
+
+
+def _dense_variants(configs: list[Path] | None) -> list[tuple[str, BuildConfig]]:
+    """``dense`` for the default configuration, ``dense:<file stem>`` per YAML given."""
+    if not configs:
+        return [("dense", BuildConfig())]
+    names = [f"dense:{p.stem}" for p in configs]
+    if len(set(names)) != len(names):
+        raise typer.BadParameter("--dense files must have distinct names", param_hint="--dense")
+    return [(n, BuildConfig.from_yaml(p)) for n, p in zip(names, configs, strict=True)]
+
+
+def make_methods(corpus: Corpus, names: list[str], seed: int,
+                 features: LexicalFeatures | None = None, dense: list[Path] | None = None,
+                 cache_dir: Path | None = None) -> list[Method]:
+    """The named methods, in the order given; ``dense`` yields one method per config.
+
+    ``features`` (TF-IDF of title + answer) is built here if a lexical method needs it
+    and none is given.
+    """
+    if features is None and {"tfidf", "bm25"} & set(names):
+        features = LexicalFeatures(corpus)
+    out: list[Method] = []
+    for name in names:
+        if name == "random":
+            out.append(RandomMethod(len(corpus), seed))
+        elif name == "tfidf":
+            assert features is not None
+            out.append(TfidfMethod(features, corpus, seed))
+        elif name == "bm25":
+            assert features is not None
+            out.append(BM25Method(features, corpus, seed))
+        elif name == "keywords":
+            out.append(KeywordMethod(corpus, seed))
+        elif name == "dense":
+            for label, config in _dense_variants(dense):
+                out.append(DenseMethod(dense_vectors(corpus, config, cache_dir), corpus, seed,
+                                       name=label))
+        else:
+            raise typer.BadParameter(f"unknown method {name!r}; choose from "
+                                     f"{', '.join(METHODS)}", param_hint="--methods")
+    return out
+
+
+def _method_names(methods: str) -> list[str]:
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        if name not in METHODS:
+            raise typer.BadParameter(f"unknown method {name!r}; choose from "
+                                     f"{', '.join(METHODS)}", param_hint="--methods")
+    return list(dict.fromkeys(names))
+
+
+@app.command()
+def evaluate(
+    content_dir: Annotated[Path, typer.Argument(help="Folder of markdown articles")],
+    k: Annotated[Optional[list[int]], typer.Option(
+        "--k", min=1, max=100, help="Cut-offs (repeatable) [default: 5 and 10]")] = None,
+    methods: Annotated[str, typer.Option(
+        help=f"Comma-separated methods among {','.join(METHODS)}")] = ",".join(METHODS),
+    dense: Annotated[Optional[list[Path]], typer.Option(
+        "--dense", exists=True, dir_okay=False,
+        help="BuildConfig YAML of a dense variant (repeatable) [default: BuildConfig()]")] = None,
+    queries: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False,
+        help="Only score these articles (urls or paths, one a line); all stay candidates")] = None,
+    suggestions: Annotated[Optional[list[Path]], typer.Option(
+        "--suggestions", exists=True, dir_okay=False,
+        help="Also score a JSONL suggestions file (repeatable)")] = None,
+    output: Annotated[Path, typer.Option(help="Folder for results.json and report.html")] = Path(
+        "out/evaluation"),
+    reference: Annotated[str, typer.Option(
+        help="Method the others are compared to (paired bootstrap)")] = "tfidf",
+    max_queries: Annotated[Optional[int], typer.Option(
+        min=1, help="Score a seeded random subset of queries (quick runs)")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice")] = 0,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache folder")] = None,
+    folds: Annotated[int, typer.Option(
+        min=2, help="Publication-batch folds for methods fitted on links")] = 5,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 1000,
+) -> None:
+    """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
+    started = time.perf_counter()
+    ks = sorted(set(k or [5, 10]))
+    names = _method_names(methods)
+    corpus = load_corpus(content_dir)
+    rows = read_query_file(corpus, queries) if queries else None
+    protocol = build_protocol(corpus, rows, max_queries, seed)
+    if protocol.unscored:
+        err_console.print(f"{len(protocol.unscored)} listed articles have no curated links "
+                          "and are not scored", style="yellow")
+    features = LexicalFeatures(corpus)
+    chosen = make_methods(corpus, names, seed, features, dense, cache_dir)
+    chosen += [SuggestionsFile(corpus, path) for path in suggestions or []]
+    if not chosen:
+        raise typer.BadParameter("no method to evaluate", param_hint="--methods")
+    labels = [m.name for m in chosen]
+    if len(set(labels)) != len(labels):
+        raise typer.BadParameter(f"two methods share a name: {labels}")
+    ref: str | None = reference
+    if reference not in labels:
+        err_console.print(f"reference {reference!r} is not evaluated: no bootstrap comparison",
+                          style="yellow")
+        ref = None
+    console.print(f"{len(protocol.queries)} queries over {len(corpus)} articles, "
+                  f"methods: {', '.join(labels)}")
+
+    def progress(result: MethodResult) -> None:
+        console.print(f"  {result.name}: {result.seconds:.1f}s")
+
+    result = run_evaluation(protocol, chosen, ks, features.tfidf, ref, folds, seed, resamples,
+                            examples=choose_examples(protocol, 5, seed), on_method=progress)
+    result.wall_seconds = time.perf_counter() - started
+    result.settings = {
+        "methods": labels, "dense": [str(p) for p in dense or []],
+        "queries_file": str(queries) if queries else None,
+        "suggestions": [str(p) for p in suggestions or []], "max_queries": max_queries,
+        "resamples": resamples,
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(result, output / "results.json")
+    write_html(result, output / "report.html")
+    print_table(result, console)
+    console.print(f"wrote {output / 'results.json'} and {output / 'report.html'}")
+
+
+@app.command()
+def suggest(
+    content_dir: Annotated[Path, typer.Argument(help="Folder of markdown articles")],
+    output: Annotated[Path, typer.Option(help="JSONL file to write")],
+    all_articles: Annotated[bool, typer.Option(
+        "--all", help="Suggest for every article (the only mode for now)")] = False,
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = "tfidf",
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Suggestions per article")] = 10,
+    dense: Annotated[Optional[Path], typer.Option(
+        "--dense", exists=True, dir_okay=False, help="BuildConfig YAML for --method dense")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random choices and tie-breaks")] = 0,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache folder")] = None,
+) -> None:
+    """Write every article's suggestions as JSONL, collapsed exactly as evaluate scores them."""
+    if not all_articles:
+        raise typer.BadParameter("only --all is supported (use `related` for one article)",
+                                 param_hint="--all")
+    names = _method_names(method)
+    if len(names) != 1:
+        raise typer.BadParameter("give exactly one method", param_hint="--method")
+    corpus = load_corpus(content_dir)
+    chosen = make_methods(corpus, names, seed, None, [dense] if dense else None, cache_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lines = export_suggestions(CandidateSpace(corpus), chosen[0], k, output)
+    console.print(json.dumps({"written": str(output), "lines": lines, "method": chosen[0].name}))
