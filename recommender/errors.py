@@ -38,3 +38,7 @@ class InvalidFilter(RecommenderError):
 
 class FillError(RecommenderError):
     """The batch-fill job cannot run (e.g. another fill holds the folder's lock)."""
+
+
+class SuggestionsFileError(RecommenderError):
+    """A suggestions file cannot be read (bad JSON, missing fields, repeated url)."""

@@ -19,6 +19,7 @@ from recommender.errors import (
     InvalidFilter,
     ModelNotAvailable,
     RecommenderError,
+    SuggestionsFileError,
 )
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ EXIT_CODES: dict[type[RecommenderError], int] = {
     ModelNotAvailable: 7,
     InvalidFilter: 8,
     FillError: 9,
+    SuggestionsFileError: 10,
 }
 
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from recommender.corpus import Corpus
-from recommender.errors import ArticleNotFound, RecommenderError
+from recommender.errors import ArticleNotFound, SuggestionsFileError
 from recommender.evaluation.protocol import CandidateSpace, Method
 from recommender.text import article_text
 
@@ -31,10 +31,6 @@ from recommender.text import article_text
 BLOCK = 512
 #: magnitude of the tie-breaking term: below any real score difference, above zero
 _TIE_SCALE = 1e-12
-
-
-class SuggestionsFileError(RecommenderError):
-    """A suggestions file cannot be read (bad JSON, missing fields, repeated url)."""
 
 
 def tie_breaker(n_rows: int, seed: int) -> np.ndarray:
