@@ -33,7 +33,6 @@ try:  # the C loader is ~20x faster; pure Python takes minutes on 28k files
 except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
-_RELATED_KEY = re.compile(r"^related_article(\d+)$")
 _FRONT_MATTER_END = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 
 
@@ -167,19 +166,61 @@ def _ident(value: Any) -> str | None:
     return str(value).strip()
 
 
-def _keywords(meta: Mapping[str, Any]) -> tuple[str, ...]:
-    seo = meta.get("seo")
-    raw: Any = seo.get("page_keywords") if isinstance(seo, Mapping) else None
-    if raw is None:
-        raw = meta.get("keywords") or meta.get("tags")
+@dataclass(frozen=True)
+class FieldMap:
+    """Where each article field is read from in the front matter: the schema, as data.
+
+    Each entry lists dotted paths tried in order (``seo.page_keywords`` reads key
+    ``page_keywords`` of mapping ``seo``). The default reads QuickTakes files and
+    common blog front matter (``description``, ``tags``, ``category``); another
+    site's schema is a YAML file of overrides (:meth:`from_yaml`), not new code.
+    """
+
+    url: tuple[str, ...] = ("url",)
+    id: tuple[str, ...] = ("id",)
+    title: tuple[str, ...] = ("title", "article_title")
+    question: tuple[str, ...] = ("question",)
+    answer: tuple[str, ...] = ("answer",)
+    subject: tuple[str, ...] = ("subject", "category")
+    keywords: tuple[str, ...] = ("seo.page_keywords", "keywords", "tags")
+    description: tuple[str, ...] = ("description", "seo.page_description")
+    no_index: tuple[str, ...] = ("no_index",)
+    date: tuple[str, ...] = ("date",)
+    related_prefix: str = "related_article"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> FieldMap:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CorpusError(f"{path}: unknown field(s) {sorted(unknown)} in the field map")
+        return cls(**{k: (v if k == "related_prefix" else tuple(
+            [v] if isinstance(v, str) else v)) for k, v in data.items()})
+
+    def get(self, meta: Mapping[str, Any], name: str) -> Any:
+        """The first path of field ``name`` that is present and not empty."""
+        for path in getattr(self, name):
+            value: Any = meta
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if value not in (None, "", []):
+                return value
+        return None
+
+
+QUICKTAKES = FieldMap()
+
+
+def _keywords(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else _text(raw).split(",")
     return tuple(k for k in (_text(i).lower() for i in items) if k)
 
 
-def _curated(meta: Mapping[str, Any]) -> tuple[CuratedLink, ...]:
+def _curated(meta: Mapping[str, Any], prefix: str) -> tuple[CuratedLink, ...]:
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
     links = []
     for key, value in meta.items():
-        m = _RELATED_KEY.match(str(key))
+        m = pattern.match(str(key))
         if not m or not isinstance(value, Mapping):
             continue
         links.append(
@@ -194,7 +235,7 @@ def _curated(meta: Mapping[str, Any]) -> tuple[CuratedLink, ...]:
     return tuple(sorted(links, key=lambda link: link.n))
 
 
-def parse_article(path: Path, text: str) -> Article:
+def parse_article(path: Path, text: str, fields: FieldMap = QUICKTAKES) -> Article:
     """Parse one file's text. Raises :class:`ArticleParseError` saying what is wrong."""
     front, body = split_front_matter(text)
     try:
@@ -208,43 +249,41 @@ def parse_article(path: Path, text: str) -> Article:
         raise ArticleParseError(
             f"front matter is a {type(meta).__name__}, not a mapping of fields"
         )
-    url = _text(meta.get("url"))
+    url = _text(fields.get(meta, "url"))
     if not url:
-        raise ArticleParseError("missing required field 'url'")
-    title = _text(meta.get("title")) or _text(meta.get("article_title"))
-    question = _text(meta.get("question")) or title
+        raise ArticleParseError(f"missing required field {fields.url[0]!r}")
+    title = _text(fields.get(meta, "title"))
+    question = _text(fields.get(meta, "question")) or title
     if not question:
         raise ArticleParseError("missing required field 'title' or 'question'")
     body = body.strip()
     if body == "&nbsp;":
         body = ""
-    answer = _text(meta.get("answer")) or body
-    description = _text(meta.get("description"))
-    if not answer:
-        answer = description
+    description = _text(fields.get(meta, "description"))
+    # a post without an answer is its body, else its own summary: the first description
+    # path only, since an SEO blurb alone is no article
+    summary = _text(FieldMap(description=fields.description[:1]).get(meta, "description"))
+    answer = _text(fields.get(meta, "answer")) or body or summary
     if not answer:
         raise ArticleParseError("missing required field 'answer' (or a markdown body)")
-    seo = meta.get("seo")
-    if not description and isinstance(seo, Mapping):
-        description = _text(seo.get("page_description"))
-    date = meta.get("date")
+    date = fields.get(meta, "date")
     return Article(
         url=url,
-        id=_ident(meta.get("id")),
+        id=_ident(fields.get(meta, "id")),
         title=title or question,
         question=question,
         answer=answer,
-        subject=_text(meta.get("subject")) or _text(meta.get("category")),
-        keywords=_keywords(meta),
+        subject=_text(fields.get(meta, "subject")),
+        keywords=_keywords(fields.get(meta, "keywords")),
         path=path,
-        no_index=bool(meta.get("no_index", False)),
+        no_index=bool(fields.get(meta, "no_index") or False),
         description=description,
         date=str(date) if date is not None else None,
-        curated=_curated(meta),
+        curated=_curated(meta, fields.related_prefix),
     )
 
 
-def read_article(path: Path) -> Article:
+def read_article(path: Path, fields: FieldMap = QUICKTAKES) -> Article:
     """Read and parse one file; any problem becomes an :class:`ArticleParseError`."""
     try:
         data = path.read_bytes()
@@ -256,14 +295,14 @@ def read_article(path: Path) -> Article:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ArticleParseError(f"not valid UTF-8 (byte {exc.start})") from None
-    return parse_article(path, text)
+    return parse_article(path, text, fields)
 
 
-def _read_many(paths: list[Path]) -> list[Article | LoadIssue]:
+def _read_many(paths: list[Path], fields: FieldMap = QUICKTAKES) -> list[Article | LoadIssue]:
     out: list[Article | LoadIssue] = []
     for path in paths:
         try:
-            out.append(read_article(path))
+            out.append(read_article(path, fields))
         except ArticleParseError as exc:
             out.append(LoadIssue(str(path), str(exc)))
     return out
@@ -410,7 +449,8 @@ def find_article_files(root: Path) -> list[Path]:
     return paths
 
 
-def load_corpus(root: str | Path, workers: int | None = None) -> Corpus:
+def load_corpus(root: str | Path, workers: int | None = None,
+                fields: FieldMap = QUICKTAKES) -> Corpus:
     """Load every ``*.md`` under ``root``. Raises :class:`CorpusError` only if unusable."""
     root = Path(root)
     if not root.is_dir():
@@ -423,9 +463,10 @@ def load_corpus(root: str | Path, workers: int | None = None) -> Corpus:
         size = -(-len(paths) // (workers * 4))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
         with ProcessPoolExecutor(workers) as pool:
-            parsed = [item for chunk in pool.map(_read_many, chunks) for item in chunk]
+            parsed = [item for chunk in pool.map(_read_many, chunks, [fields] * len(chunks))
+                      for item in chunk]
     else:
-        parsed = _read_many(paths)
+        parsed = _read_many(paths, fields)
     corpus = build_corpus(root, parsed, files=len(paths))
     if not corpus.articles:
         raise CorpusError(f"content folder {root}: none of its {len(paths)} files is an article")

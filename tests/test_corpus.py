@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.corpus import load_corpus
+from recommender.corpus import FieldMap, load_corpus
 from recommender.errors import ArticleNotFound, CorpusError
 
 from .conftest import DEMO, FIXTURES
@@ -124,3 +124,24 @@ def test_unusable_folders_raise_corpus_error(tmp_path: Path):
 def test_parallel_and_serial_loading_agree(tmp_path: Path):
     serial = load_corpus(DEMO, workers=1)
     assert [a.url for a in serial] == [a.url for a in load_corpus(DEMO, workers=2)]
+
+
+def test_another_schema_is_mapped_by_configuration(tmp_path: Path):
+    (tmp_path / "post.md").write_text(
+        "---\npermalink: /blog/sourdough\nheadline: Baking sourdough\n"
+        "meta:\n  tags: [bread, baking]\ntopic: Cooking\nsee_also1:\n  url: /blog/rye\n---\n"
+        "Feed the starter the night before.\n")
+    (tmp_path / "rye.md").write_text(
+        "---\npermalink: /blog/rye\nheadline: Rye bread\ntopic: Cooking\n---\nRye is dense.\n")
+    mapping = tmp_path / "fields.yaml"
+    mapping.write_text("url: permalink\ntitle: headline\nkeywords: meta.tags\n"
+                       "subject: topic\nrelated_prefix: see_also\n")
+    corpus = load_corpus(tmp_path, fields=FieldMap.from_yaml(mapping))
+    post = corpus.get("/blog/sourdough")
+    assert (post.title, post.subject, post.keywords) == ("Baking sourdough", "Cooking",
+                                                         ("bread", "baking"))
+    assert post.answer == "Feed the starter the night before." and post.links == ("/blog/rye",)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("link: permalink\n")
+    with pytest.raises(CorpusError, match="unknown field"):
+        FieldMap.from_yaml(bad)
