@@ -8,7 +8,7 @@ DEMO_INDEX := .recommender/demo-index
 LEUKEMIA := what-are-the-latest-advancements-in-radiation-therapy-for-leukemia
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo serve test lint clean
+.PHONY: setup demo serve test lint clean models bench
 
 setup: $(VENV)/.installed
 
@@ -35,3 +35,20 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .recommender .pytest_cache .ruff_cache
+
+# Locally built encoders (ONNX fp32/int8, the distilled static model): see models/registry.yaml
+models: setup
+	$(BIN)/python -m benchmarks.build_models onnx onnx-int8 static
+
+# Every benchmark behind a claim in README.md, over a real corpus:
+#   make bench CORPUS=../shared/corpora/quicktakes-dev
+CORPUS ?= ../shared/corpora/quicktakes-dev
+DEV_INDEX := .recommender/dev-index
+bench: setup
+	$(BIN)/recommender build $(CORPUS) --index $(DEV_INDEX) -q
+	$(BIN)/python -m benchmarks.build_corpus $(CORPUS) --out results/build_dev_corpus.json
+	$(BIN)/python -m benchmarks.embedding_rate $(CORPUS) --out results/embedding_rate.json
+	$(BIN)/python -m benchmarks.quality_frontier $(CORPUS) --out results/quality_frontier.json
+	$(BIN)/recommender evaluate $(CORPUS) --output results/evaluation
+	$(BIN)/python -m benchmarks.fill_dev_corpus $(CORPUS) --suggester index --index $(DEV_INDEX) --out results/fill_dev_corpus.json
+	$(BIN)/python -m benchmarks.load_api --index $(DEV_INDEX) --content $(CORPUS) --out results/load_api.json

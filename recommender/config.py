@@ -27,22 +27,40 @@ class TextConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fields: tuple[TextField, ...] = ("question",)
-    max_tokens: int = Field(128, ge=8, le=512)
+    fields: tuple[TextField, ...] = ("title", "answer")
+    max_tokens: int = Field(256, ge=8, le=512)
     chunking: Literal["truncate", "chunks"] = "truncate"
     max_chunks: int = Field(4, ge=1, le=64)
 
 
 class RankingConfig(BaseModel):
-    """How the signals are combined into one ranking (weights of normalised scores)."""
+    """How the similarity signals are combined into one ranking.
+
+    Signals: ``dense`` (the model's embeddings), ``lexical`` (TF-IDF of
+    ``lexical_fields``), ``description`` (TF-IDF of the SEO page description) and
+    ``keywords`` (TF-IDF of keyword phrases); a signal with weight 0 is not built.
+
+    ``method``: ``fused`` ranks by the weighted sum of the cosines; ``learned``
+    re-ranks the union of each signal's ``pool`` best articles with a model over
+    per-query-normalised scores, mutual-neighbour ranks (within each signal's
+    ``depth`` nearest) and 2-hop scores; there the weights only switch signals on.
+    ``model`` names its parameters: a bare name is ``models/ranker/<name>.json``
+    in the repository, otherwise a path; a missing file falls back to the sum of
+    cosines over the candidates.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    method: Literal["fused", "learned"] = "learned"
     dense: float = Field(1.0, ge=0)
-    lexical: float = Field(0.0, ge=0)
-    keywords: float = Field(0.0, ge=0)
+    lexical: float = Field(1.0, ge=0)
+    description: float = Field(1.0, ge=0)
+    keywords: float = Field(1.0, ge=0)
     lexical_fields: tuple[TextField, ...] = ("title", "answer")
     candidates: int = Field(200, ge=10, le=5000)
+    depth: int = Field(50, ge=10, le=1000)
+    pool: int = Field(30, ge=5, le=1000)
+    model: str | None = "default"
 
 
 class BuildConfig(BaseModel):
@@ -50,7 +68,11 @@ class BuildConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = "all-MiniLM-L6-v2"
+    #: the default is the static (model2vec) distillation of all-MiniLM-L6-v2 over title +
+    #: answer: the learned ranking reaches the same quality with it as with MiniLM over the
+    #: question (see results/quality_frontier.md) and it embeds the dev corpus in under a
+    #: minute on two cores instead of several
+    model: str = "minilm-static-m2v"
     text: TextConfig = TextConfig()
     ranking: RankingConfig = RankingConfig()
     batch_size: int = Field(64, ge=1, le=4096)

@@ -1,7 +1,7 @@
 """Sparse lexical signals: TF-IDF cosine over words, and over curated keyword phrases.
 
-Both are cosines in [0, 1], like the dense signal, so a weighted sum of the three
-is meaningful without per-query normalisation. The fitted vocabulary and IDF are
+All are cosines in [0, 1], like the dense signal, so a weighted sum of them is
+meaningful without per-query normalisation. The fitted vocabulary and IDF are
 saved as plain JSON and NumPy files (no pickles) inside the index directory.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +19,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.corpus import Article
 from recommender.text import article_text
+
+if TYPE_CHECKING:
+    from recommender.ranking import LearnedModel
 
 KEYWORD_SEP = "\x1f"
 
@@ -80,17 +85,56 @@ class SparseSignal:
         return cls(meta["kind"], meta["fields"], vectorizer, sp.load_npz(directory / "matrix.npz"))
 
 
-class LexicalIndex:
-    """The sparse signals of one index, by name (``lexical``, ``keywords``)."""
+@dataclass
+class NeighbourLists:
+    """Each article's nearest articles under one signal: (n, depth) rows and cosines."""
 
-    def __init__(self, signals: dict[str, SparseSignal]):
+    rows: np.ndarray  # int32, best first
+    scores: np.ndarray  # float32
+
+
+class LexicalIndex:
+    """The ranking state of one index beyond the vectors.
+
+    The sparse signals by name (``lexical``, ``description``, ``keywords``), and for
+    the learned ranker each signal's neighbour lists and the model's parameters,
+    all saved as JSON / NumPy files: ``<name>/`` per sparse signal,
+    ``neighbour_lists.npz`` and ``ranker.json``.
+    """
+
+    def __init__(self, signals: dict[str, SparseSignal],
+                 neighbours: dict[str, NeighbourLists] | None = None,
+                 model: LearnedModel | None = None):
         self.signals = signals
+        self.neighbours: dict[str, NeighbourLists] = neighbours or {}
+        self.model = model
 
     def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         for name, signal in self.signals.items():
             signal.save(directory / name)
+        if self.neighbours:
+            arrays = {}
+            for name, lists in self.neighbours.items():
+                arrays[f"{name}.rows"], arrays[f"{name}.scores"] = lists.rows, lists.scores
+            np.savez(directory / "neighbour_lists.npz", **arrays)
+        if self.model is not None:
+            self.model.save(directory / "ranker.json")
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        return cls({d.name: SparseSignal.load(d) for d in sorted(directory.iterdir())
-                    if d.is_dir()})
+        signals = {d.name: SparseSignal.load(d) for d in sorted(directory.iterdir())
+                   if d.is_dir() and (d / "vectorizer.json").exists()}
+        neighbours: dict[str, NeighbourLists] = {}
+        if (directory / "neighbour_lists.npz").exists():
+            with np.load(directory / "neighbour_lists.npz") as npz:
+                for key in npz.files:
+                    name, part = key.rsplit(".", 1)
+                    if part == "rows":
+                        neighbours[name] = NeighbourLists(npz[key], npz[f"{name}.scores"])
+        model = None
+        if (directory / "ranker.json").exists():
+            from recommender.ranking import LearnedModel
+
+            model = LearnedModel.load(directory / "ranker.json")
+        return cls(signals, neighbours, model)

@@ -43,7 +43,7 @@ from recommender.evaluation import evaluate as run_evaluation
 console = Console()
 err_console = Console(stderr=True)
 
-METHODS: tuple[str, ...] = ("random", "tfidf", "bm25", "keywords", "dense")
+METHODS: tuple[str, ...] = ("random", "tfidf", "bm25", "keywords", "dense", "product")
 
 
 def dense_vectors(corpus: Corpus, config: BuildConfig, cache_dir: Path | None) -> np.ndarray:
@@ -63,10 +63,26 @@ def _dense_variants(configs: list[Path] | None) -> list[tuple[str, BuildConfig]]
     return [(n, BuildConfig.from_yaml(p)) for n, p in zip(names, configs, strict=True)]
 
 
+def _product_variants(configs: list[Path] | None) -> list[tuple[str, BuildConfig]]:
+    """``product`` for the default configuration, ``product:<file stem>`` per YAML given."""
+    if not configs:
+        return [("product", BuildConfig())]
+    names = [f"product:{p.stem}" for p in configs]
+    if len(set(names)) != len(names):
+        raise typer.BadParameter("--product files must have distinct names",
+                                 param_hint="--product")
+    return [(n, BuildConfig.from_yaml(p)) for n, p in zip(names, configs, strict=True)]
+
+
 def make_methods(corpus: Corpus, names: list[str], seed: int,
                  features: LexicalFeatures | None = None, dense: list[Path] | None = None,
-                 cache_dir: Path | None = None) -> list[Method]:
-    """The named methods, in the order given; ``dense`` yields one method per config.
+                 cache_dir: Path | None = None,
+                 product: list[Path] | None = None) -> list[Method]:
+    """The named methods, in the order given; ``dense`` and ``product`` yield one per config.
+
+    ``product`` ranks exactly as an index built with the configuration would
+    (:class:`~recommender.evaluation.product.ProductMethod`); a learned ranking is
+    refitted per publication-batch fold, never read from the shipped parameters.
 
     ``features`` (TF-IDF of title + answer) is built here if a lexical method needs it
     and none is given.
@@ -89,6 +105,11 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
             for label, config in _dense_variants(dense):
                 out.append(DenseMethod(dense_vectors(corpus, config, cache_dir), corpus, seed,
                                        name=label))
+        elif name == "product":
+            from recommender.evaluation.product import ProductMethod
+
+            for label, config in _product_variants(product):
+                out.append(ProductMethod(corpus, config, label, cache_dir, seed))
         else:
             raise typer.BadParameter(f"unknown method {name!r}; choose from "
                                      f"{', '.join(METHODS)}", param_hint="--methods")
@@ -114,6 +135,10 @@ def evaluate(
     dense: Annotated[Optional[list[Path]], typer.Option(
         "--dense", exists=True, dir_okay=False,
         help="BuildConfig YAML of a dense variant (repeatable) [default: BuildConfig()]")] = None,
+    product: Annotated[Optional[list[Path]], typer.Option(
+        "--product", exists=True, dir_okay=False,
+        help="BuildConfig YAML ranked as the product would (repeatable) "
+             "[default: BuildConfig()]")] = None,
     queries: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False,
         help="Only score these articles (urls or paths, one a line); all stay candidates")] = None,
@@ -143,7 +168,7 @@ def evaluate(
         err_console.print(f"{len(protocol.unscored)} listed articles have no curated links "
                           "and are not scored", style="yellow")
     features = LexicalFeatures(corpus)
-    chosen = make_methods(corpus, names, seed, features, dense, cache_dir)
+    chosen = make_methods(corpus, names, seed, features, dense, cache_dir, product)
     chosen += [SuggestionsFile(corpus, path) for path in suggestions or []]
     if not chosen:
         raise typer.BadParameter("no method to evaluate", param_hint="--methods")
@@ -166,6 +191,7 @@ def evaluate(
     result.wall_seconds = time.perf_counter() - started
     result.settings = {
         "methods": labels, "dense": [str(p) for p in dense or []],
+        "product": [str(p) for p in product or []],
         "queries_file": str(queries) if queries else None,
         "suggestions": [str(p) for p in suggestions or []], "max_queries": max_queries,
         "resamples": resamples,

@@ -1,0 +1,61 @@
+"""Fit the shipped learned-ranker parameters (``models/ranker/default.json``).
+
+Run: ``python -m benchmarks.fit_ranker /work/shared/corpora/quicktakes-dev
+[--config FILE.yaml] [--out models/ranker/default.json] [--max-queries N]``
+
+Fits the re-ranker of a build configuration (default: ``BuildConfig()``) on the
+curated links of a whole corpus: every link-bearing article (or a seeded sample
+of ``--max-queries``) is a query, its candidates get the ranker's features, and
+a candidate is positive when it is (a copy of) a curated target. The file says
+what it was fitted on. These parameters serve ``recommender build``; the
+evaluation never uses them, it refits per publication-batch fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recommender.config import BuildConfig
+from recommender.corpus import load_corpus
+from recommender.evaluation.product import ProductMethod, training_data
+from recommender.evaluation.protocol import link_pairs
+from recommender.index import corpus_fingerprint
+from recommender.ranking import feature_names, fit_model, resolve_model_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("content", type=Path)
+    ap.add_argument("--config", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--max-queries", type=int, default=12000)
+    ap.add_argument("--kind", choices=("trees", "logistic"), default="logistic")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    config = BuildConfig.from_yaml(args.config) if args.config else BuildConfig()
+    out = args.out or resolve_model_path(config.ranking.model or "default")
+    corpus = load_corpus(args.content)
+    method = ProductMethod(corpus, config, refit=False, seed=args.seed)
+    links = link_pairs(corpus)
+    queries = np.unique(links[:, 0])
+    if len(queries) > args.max_queries:
+        rng = np.random.default_rng(args.seed)
+        queries = np.sort(rng.choice(queries, args.max_queries, replace=False))
+    x, y = training_data(method.ranker, corpus, links, queries)
+    note = (f"fitted by benchmarks/fit_ranker.py on {corpus.root.name} "
+            f"({len(corpus)} articles, fingerprint {corpus_fingerprint(corpus.articles)[:12]}): "
+            f"{len(queries)} link-bearing articles as queries (seed {args.seed}), "
+            f"{len(y)} candidates, {int(y.sum())} positive; model {config.model} over "
+            f"{'+'.join(config.text.fields)}; {time.strftime('%Y-%m-%d')}")
+    model = fit_model(x, y, feature_names(method.ranker.signals), args.kind, args.seed, note)
+    model.save(out)
+    print(f"{note}\nwrote {out} in {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The product's own ranking under the evaluation protocol.
+
+:class:`ProductMethod` ranks with :class:`~recommender.ranking.Ranker` exactly as
+``recommender build`` would for a :class:`~recommender.config.BuildConfig`
+(embeddings come from the shared cache). With the learned ranking method it is a
+:class:`~recommender.evaluation.protocol.FittedMethod`: the runner calls
+:meth:`ProductMethod.fit` once per publication-batch fold, and the re-ranker is
+refitted there on the links whose two ends are both in the training rows
+(:func:`~recommender.evaluation.protocol.links_between`), so the shipped
+parameters (fitted on the whole corpus) are never used to score the articles
+they were fitted on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recommender.config import BuildConfig
+from recommender.corpus import Corpus
+from recommender.embedding import embed_articles
+from recommender.evaluation.methods import ExactScorer, _excluded, tie_breaker
+from recommender.evaluation.protocol import CandidateSpace, links_between
+from recommender.index import Index
+from recommender.ranking import Candidates, LearnedModel, Ranker, feature_names, fit_model
+
+#: score of an article the re-ranker did not propose (below any model score, finite
+#: so that ties among such articles are broken by the seeded random order)
+_NOT_PROPOSED = -1e9
+
+
+def training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: np.ndarray,
+                  cache: dict[int, Candidates] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and 0/1 labels of the candidates of ``rows`` under ``links``.
+
+    A candidate is positive when it is (a copy of) a target of one of ``links``
+    from the query. Only candidates among the link-bearing rows' allowed rows are
+    kept: pass ``links`` already restricted to the training rows. Features do not
+    depend on links, so ``cache`` may hold them across folds.
+    """
+    space = CandidateSpace(corpus)
+    content = space.content
+    targets: dict[int, set[int]] = {}
+    for q, t in links.tolist():
+        targets.setdefault(q, set()).add(int(content[t]))
+    cache = {} if cache is None else cache
+    todo = [int(r) for r in rows if int(r) not in cache]
+    if todo:
+        feats = ranker.features_for_rows(np.array(todo, dtype=np.int64))
+        order = np.argsort(feats.query, kind="stable")
+        bounds = np.searchsorted(feats.query[order], np.arange(len(todo) + 1))
+        for i, r in enumerate(todo):
+            sel = order[bounds[i] : bounds[i + 1]]
+            cache[r] = Candidates(np.zeros(len(sel), np.int64), feats.row[sel],
+                                  feats.features[sel])
+    xs, ys = [], []
+    for r in rows.tolist():
+        c = cache[int(r)]
+        wanted = targets.get(int(r), set())
+        xs.append(c.features)
+        ys.append(np.fromiter((int(content[x]) in wanted for x in c.row.tolist()), dtype=np.int8,
+                              count=len(c.row)))
+    if not xs:
+        return np.zeros((0, len(feature_names(ranker.signals))), np.float32), np.zeros(0, np.int8)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+class ProductMethod(ExactScorer):
+    """The product's ranking for a build configuration, scored exactly.
+
+    ``refit`` (default: whenever the configuration's method is ``learned``)
+    makes it a fitted method: the evaluation runner calls :meth:`fit` per fold.
+    Training queries per fold are at most ``max_train_queries`` link-bearing
+    training rows (a seeded sample), to bound the fitting time. ``reuse``: another
+    product method over the same corpus whose fitted signals and neighbour lists
+    are shared (dense lists too when the embedding configuration is the same).
+    """
+
+    def __init__(self, corpus: Corpus, config: BuildConfig, name: str = "product",
+                 cache_dir: Path | None = None, seed: int = 0, refit: bool | None = None,
+                 max_train_queries: int = 8000, model_kind: str = "logistic",
+                 reuse: ProductMethod | None = None):
+        self.name, self.corpus, self.config, self.seed = name, corpus, config, seed
+        vectors, self.embedding_stats = embed_articles(corpus.articles, config, cache_dir)
+        n = len(corpus.articles)
+        index = Index(config, corpus.articles, vectors, np.zeros((n, 0), np.int32),
+                      np.zeros((n, 0), np.float32))
+        same_vectors = reuse is not None and (reuse.config.model, reuse.config.text) == (
+            config.model, config.text)
+        self.ranker = Ranker.build(index, corpus, reuse=reuse.ranker.index.lexical
+                                   if reuse is not None else None, reuse_dense=same_vectors)
+        self.excluded = _excluded(corpus)
+        self.tiebreak = tie_breaker(n, seed)
+        learned = config.ranking.method == "learned"
+        self.refit = learned if refit is None else (refit and learned)
+        self.max_train_queries, self.model_kind = max_train_queries, model_kind
+        self._features: dict[int, Candidates] = {}
+        #: the links the last fit used (tests check that no held-out article's are among them)
+        self.last_training_links: np.ndarray = np.zeros((0, 2), np.int64)
+        if self.refit:  # mark as fitted for the runner (a bound method named ``fit``)
+            self.fit = self._fit  # type: ignore[method-assign]
+
+    def _fit(self, corpus: Corpus, train_rows: np.ndarray) -> None:
+        """Refit the re-ranker on the links between ``train_rows`` only."""
+        links = links_between(corpus, train_rows)
+        self.last_training_links = links
+        queries = np.unique(links[:, 0]) if len(links) else np.zeros(0, np.int64)
+        if len(queries) > self.max_train_queries:
+            rng = np.random.default_rng(self.seed)
+            queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
+        x, y = training_data(self.ranker, corpus, links, queries, self._features)
+        allowed = np.zeros(len(corpus.articles), dtype=bool)
+        allowed[np.asarray(train_rows, dtype=np.int64)] = True
+        rows = (np.concatenate([self._features[int(q)].row for q in queries])
+                if len(queries) else np.zeros(0, np.int64))
+        keep = allowed[rows]
+        model: LearnedModel = fit_model(x[keep], y[keep], feature_names(self.ranker.signals),
+                                        self.model_kind, self.seed,
+                                        note=f"fold fit on {len(queries)} queries")
+        self.ranker.with_model(model)
+
+    def scores(self, block: np.ndarray) -> np.ndarray:
+        scores = self.ranker.scores_for_rows(block)
+        scores[np.isneginf(scores)] = _NOT_PROPOSED
+        return scores
