@@ -1,5 +1,5 @@
 # Two commands that work on a fresh machine:
-#   make demo   set up, build the demo index, and show suggestions (then: make serve)
+#   make demo   set up, build the demo index, show suggestions, start the service, query it
 #   make test   set up, lint, and run the tests
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,12 +20,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test,onnx,static]"
 	touch $@
 
+PORT ?= 8000
 demo: setup
 	$(BIN)/recommender build demo/content --index $(DEMO_INDEX)
 	$(BIN)/recommender related $(LEUKEMIA) --index $(DEMO_INDEX) --k 3
+	@$(BIN)/recommender serve $(DEMO_INDEX) --port $(PORT) & pid=$$!; \
+	  $(BIN)/python demo/request.py http://127.0.0.1:$(PORT); status=$$?; \
+	  kill $$pid; wait $$pid 2>/dev/null; exit $$status
 
 serve: setup
-	$(BIN)/recommender serve demo/content --index $(DEMO_INDEX)
+	$(BIN)/recommender serve demo/content --index $(DEMO_INDEX) --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

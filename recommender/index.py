@@ -37,7 +37,7 @@ from recommender.embedding import EmbeddingStats, default_cache_dir, embed_artic
 from recommender.errors import IndexMismatch, IndexNotFound
 from recommender.text import text_hash
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: learned ranking state in lexical/
 MANIFEST = "manifest.json"
 
 

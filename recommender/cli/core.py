@@ -15,6 +15,7 @@ from recommender.cli import app
 from recommender.config import BuildConfig
 from recommender.corpus import LoadReport, load_corpus
 from recommender.index import build_index, default_index_dir, load_index, read_manifest
+from recommender.pipeline import index_is_current
 from recommender.recommender import Filters, Recommender, Suggestion
 
 console = Console()
@@ -96,8 +97,11 @@ def build(
     report: Annotated[Optional[Path], typer.Option(
         help="Write the full load report (every problem file and dangling link) as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Rebuild even if the index is current (embeddings still come from "
+        "the cache)")] = False,
 ) -> None:
-    """Load CONTENT_DIR, embed what changed, and write the index."""
+    """Load CONTENT_DIR, embed what changed, and write the index (kept if already current)."""
     cfg = load_config(config, model)
     index_dir = resolve_index_dir(index)
     started = time.perf_counter()
@@ -106,6 +110,11 @@ def build(
     print_load_report(corpus.report)
     if report:
         report.write_text(json.dumps(corpus.report.as_dict(), indent=2), encoding="utf-8")
+    if not force and index_is_current(index_dir, corpus, cfg):
+        console.print(f"index at {index_dir} is current (same articles and configuration): "
+                      f"nothing to do; total {time.perf_counter() - started:.1f}s",
+                      style="green", markup=False, soft_wrap=True, highlight=False)
+        return
     built = build_index(corpus, cfg, index_dir, cache_dir, progress=not quiet)
     m = built.manifest
     console.print(

@@ -1,0 +1,88 @@
+"""The application factory: settings in, a FastAPI app out.
+
+There is no module-level app. ``uvicorn --factory api.app:create_app`` calls
+:func:`create_app` with no arguments, which reads the settings from the
+environment; tests and ``recommender serve`` pass a :class:`Settings` object (and
+may hand over an index they have already loaded, to avoid loading it twice).
+
+Example:
+    >>> from fastapi.testclient import TestClient             # doctest: +SKIP
+    >>> app = create_app(Settings(index_dir="/tmp/idx", load_in_background=False))
+    >>> with TestClient(app) as client:
+    ...     client.get("/v1/articles/what-is-supervised-learning/related?k=2").json()
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.errors import install_error_handlers
+from api.metrics import Metrics, MetricsMiddleware
+from api.middleware import BodyLimitMiddleware
+from api.routers import admin, articles, health, related
+from api.settings import Settings, load_settings
+from api.state import IndexState
+from recommender.index import Index
+
+DESCRIPTION = """\
+Related-article suggestions for Q&A content sites, from a prebuilt index.
+
+* Suggestions for a known article: `GET /v1/articles/{ref}/related` (or `GET /v1/related?article=`).
+* Suggestions for the text of a draft: `POST /v1/related`.
+* Every error answers `{"error": {"type": ..., "message": ...}}` with a 4xx/5xx status.
+"""
+
+TAGS = [
+    {"name": "related", "description": "Related-article suggestions"},
+    {"name": "articles", "description": "Article metadata"},
+    {"name": "service", "description": "Health, readiness, metrics and index information"},
+    {"name": "admin", "description": "Reload the index (bearer token)"},
+]
+
+
+def body_limit(settings: Settings) -> int:
+    """Largest request body: room for the text limit even if every character is escaped."""
+    return settings.max_text_bytes * 6 + 64 * 1024
+
+
+def create_app(settings: Settings | None = None, *, index: Index | None = None) -> FastAPI:
+    """Build the app: one :class:`IndexState`, its own metrics, routers and error handlers.
+
+    ``index`` is served as the first generation instead of being loaded from disk.
+    Without ``settings``, they are read from the environment (once per process).
+    """
+    settings = settings if settings is not None else load_settings()
+    metrics = Metrics()
+    state = IndexState(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start(preloaded=index)
+        try:
+            yield
+        finally:
+            state.stop()
+            metrics.close()
+
+    app = FastAPI(title="Related-article recommender", version="1", description=DESCRIPTION,
+                  openapi_tags=TAGS, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.index_state = state
+    app.state.metrics = metrics
+    app.state.text_limiter = anyio.CapacityLimiter(settings.text_concurrency)
+    install_error_handlers(app)
+    # order matters: "related" before "articles", whose {ref:path} would match ".../related"
+    for router in (related.router, articles.router, health.router, admin.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit(settings))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app

@@ -1,0 +1,134 @@
+"""Dependencies shared by the routers: the loaded index, query options, article refs.
+
+Routes read the index through :func:`current_index`, which takes the reference
+once per request (see :mod:`api.state`), so a reload never changes the index
+under a request that has started. Dependencies are ``async def`` although they
+never wait: FastAPI would run a plain ``def`` one in the thread pool, a hop that
+costs more than the query itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self, get_origin
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from api.errors import BadParameter
+from api.settings import K_LIMIT, Settings
+from api.state import IndexState, Loaded
+from recommender.corpus import Article
+from recommender.recommender import Filters, Recommender
+
+
+async def index_state(request: Request) -> IndexState:
+    """The app's :class:`IndexState` (one per app, made by the factory)."""
+    return request.app.state.index_state
+
+
+async def current_index(request: Request) -> Loaded:
+    """The index to answer this request from; 503 while none is loaded."""
+    return request.app.state.index_state.require()
+
+
+def check_k(k: int, settings: Settings) -> int:
+    """``k`` within the configured limit (the schema already bounds it by :data:`K_LIMIT`)."""
+    if k > settings.max_k:
+        raise BadParameter(f"k must be at most {settings.max_k}")
+    return k
+
+
+class QueryModel(BaseModel):
+    """Query parameters validated in one pydantic call, documented from the same fields.
+
+    FastAPI's own query parsing walks every parameter through generic machinery that
+    cost more than the whole related-by-article query; a route taking such a model
+    calls :meth:`from_request` instead and declares :meth:`openapi_parameters` in its
+    ``openapi_extra``, so the schema, the docs and the parsing share one definition.
+    Errors are the same 422 ``ValidationError`` answer as for any other parameter.
+    """
+
+    @classmethod
+    def from_request(cls, request: Request) -> Self:
+        params = request.query_params
+        data: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            if get_origin(field.annotation) is list:
+                if name in params:
+                    data[name] = params.getlist(name)
+            elif name in params:
+                data[name] = params[name]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in error.errors()]) from None
+
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        schema = cls.model_json_schema()
+        required = set(schema.get("required", ()))
+        out = []
+        for name, prop in schema["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            description = prop.pop("description", None)
+            out.append({"name": name, "in": "query", "required": name in required,
+                        "schema": prop, "description": description})
+        return out
+
+
+class RelatedQuery(QueryModel):
+    """The query parameters of the related-by-article routes."""
+
+    k: int = Field(5, ge=1, le=K_LIMIT, description="How many suggestions")
+    subject: list[str] = Field(
+        default_factory=list,
+        description="Only suggest from these subjects (repeatable, case-insensitive)")
+    exclude_subject: list[str] = Field(
+        default_factory=list, description="Never suggest from these subjects (repeatable)")
+    exclude_url: list[str] = Field(
+        default_factory=list, description="Never suggest these article urls (repeatable)")
+    cross_subject: bool = Field(
+        False, description="Only suggest articles of another subject than the source")
+
+    def filters(self) -> Filters:
+        return Filters(only_subjects=frozenset(self.subject),
+                       exclude_subjects=frozenset(self.exclude_subject),
+                       exclude_urls=frozenset(self.exclude_url),
+                       cross_subject_only=self.cross_subject)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.subject or self.exclude_subject or self.exclude_url
+                    or self.cross_subject)
+
+
+class RelatedByParameterQuery(RelatedQuery):
+    """``GET /v1/related``: the same, with the article as a parameter."""
+
+    article: str = Field(description="Article id, url, slug or path")
+
+
+def resolve_article(rec: Recommender, ref: str) -> Article:
+    """An article by id, url, slug or path, also accepting what templates tend to send.
+
+    A full url (``https://site/learn/...``) is reduced to its path, and a url whose
+    leading slash was dropped (``learn/x/questions/y``, as a ``{ref:path}`` segment
+    gives it) is matched as the url it is before falling back to the slug, which
+    copies of one article under several subjects share.
+    """
+    ref = ref.strip()
+    if "://" in ref:
+        try:
+            ref = urlsplit(ref).path or ref
+        except ValueError:  # e.g. a malformed IPv6 host: not a url then
+            pass
+    if ref and not ref.startswith("/") and "/" in ref:
+        candidate = "/" + ref.rstrip("/")
+        if candidate in rec.row_of:
+            return rec.articles[rec.row_of[candidate]]
+    if ref.endswith("/") and ref.rstrip("/") in rec.row_of:
+        return rec.articles[rec.row_of[ref.rstrip("/")]]
+    return rec.get(ref)

@@ -1,0 +1,332 @@
+"""The index the service is answering from, and how it is replaced while serving.
+
+Requests read :attr:`IndexState.current` once and use that :class:`Loaded` object
+to the end, without taking any lock. A reload builds or loads the new index
+completely (and runs a warm-up query on it) beside the old one, then replaces the
+reference in one assignment, which is atomic in CPython: a request in flight keeps
+the old object, the next one gets the new, and none sees a half-built index. Only
+reloads are serialised (one at a time, a second is refused); reads never wait.
+
+With several worker processes each holds its own copy; a reload reaches the one
+worker that received it, and ``watch_interval`` makes every worker follow a newer
+build of the index directory (by comparing manifests) within that many seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.errors import NotReady, ReloadInProgress
+from api.metrics import Metrics
+from api.settings import Settings
+from recommender.encoders import load_encoder
+from recommender.errors import IndexNotFound, ModelNotAvailable, RecommenderError
+from recommender.index import Index, load_index, read_manifest
+from recommender.pipeline import open_index
+from recommender.recommender import Recommender
+
+log = logging.getLogger("api")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def manifest_signature(manifest: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells two builds apart (``built_at`` alone has one-second resolution)."""
+    return (manifest.get("built_at"), manifest.get("build_seconds"), manifest.get("model"),
+            manifest.get("corpus", {}).get("fingerprint"))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded index with everything derived from it once, never mutated after the swap."""
+
+    recommender: Recommender
+    generation: int
+    loaded_at: str
+    source: str  # "index" (loaded from the index dir) or "content" (built from the folder)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.recommender.index.manifest
+
+    @classmethod
+    def of(cls, recommender: Recommender, generation: int, source: str) -> Loaded:
+        """Precompute the index description served by ``GET /v1/index``."""
+        m = recommender.index.manifest
+        counts = m.get("counts", {})
+        info = {
+            "model": m.get("model", recommender.index.config.model),
+            "dim": m.get("dim", recommender.index.dim),
+            "articles": len(recommender.articles),
+            "suggestable": counts.get("suggestable"),
+            "no_index": counts.get("no_index"),
+            "built_at": m.get("built_at"),
+            "build_seconds": m.get("build_seconds"),
+            "corpus_fingerprint": m.get("corpus", {}).get("fingerprint"),
+            "format_version": m.get("format_version"),
+            "config": recommender.index.config.model_dump(mode="json"),
+            "subjects": sorted(recommender.subjects.values()),
+        }
+        return cls(recommender, generation, _now(), source, info)
+
+
+def limit_compute_threads(threads: int) -> None:
+    """Cap the BLAS/OpenMP and torch thread pools of this process (0 leaves them alone).
+
+    On a small machine shared by concurrent requests (and by other processes), a
+    per-query pool of one thread per core mostly spin-waits: encoding one short
+    question took 80 ms (p50) with two torch threads under load and 21 ms with one.
+    Parallel requests use the cores instead.
+    """
+    if threads <= 0:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an index loads; freeze what is loaded after.
+
+    Loading allocates millions of objects, which triggers full collections that walk
+    every object of the old index and the new one while holding the GIL: requests
+    served meanwhile stalled for up to 0.6 s. Reference counting still frees
+    everything that is not a cycle. Once the new index is in place,
+    :func:`gc.freeze` takes it out of later collections (it is never garbage while
+    served, and the old index is freed by reference counting when its last request
+    ends), so routine collections stay short too.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class IndexState:
+    """Holds the current :class:`Loaded` and replaces it on reload or on a newer build."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None):
+        self.settings = settings
+        self.metrics = metrics
+        self.current: Loaded | None = None  # read without a lock: one atomic reference
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._generation = 0
+        self.last_error: str | None = None
+        self.last_reload_at: str | None = None
+        self.last_reload_seconds: float | None = None
+
+    # -- reading ------------------------------------------------------------------------
+
+    def require(self) -> Loaded:
+        """The current index, or :class:`NotReady` (503) while there is none."""
+        loaded = self.current
+        if loaded is None:
+            reason = f": {self.last_error}" if self.last_error else " yet"
+            raise NotReady(f"no index loaded{reason}")
+        return loaded
+
+    @property
+    def reloading(self) -> bool:
+        return self._reload_lock.locked()
+
+    def status(self) -> dict[str, Any]:
+        """Reload bookkeeping, for ``GET /v1/index`` and ``/readyz``."""
+        return {"in_progress": self.reloading, "last_error": self.last_error,
+                "last_reload_at": self.last_reload_at,
+                "last_reload_seconds": self.last_reload_seconds}
+
+    # -- loading ------------------------------------------------------------------------
+
+    def _open(self, rebuild: bool, force: bool) -> tuple[Index, str]:
+        """Load the index dir, or bring it up to date with the content folder first."""
+        s = self.settings
+        config = s.build_config()
+        index_dir = s.resolved_index_dir()
+        if s.content_dir is not None and rebuild:
+            _, index = open_index(s.content_dir, config, index_dir, s.cache_dir, rebuild=force)
+            return index, "content"
+        try:
+            return load_index(index_dir, expected=config), "index"
+        except IndexNotFound:
+            if s.content_dir is None:
+                raise
+            _, index = open_index(s.content_dir, config, index_dir, s.cache_dir)
+            return index, "content"
+
+    def _prepare(self, rec: Recommender) -> None:
+        """Load the encoder now (not in the first text request), size its thread pools, and
+        answer one query of each kind so the first real request pays no first-use cost."""
+        config = rec.index.config
+        try:
+            load_encoder(config.model, config.text.max_tokens)
+        except ModelNotAvailable as error:  # by-article still works; by-text answers 503
+            log.warning("encoder unavailable, text queries will fail: %s", error)
+            encoder = False
+        else:
+            encoder = True
+        limit_compute_threads(self.settings.compute_threads)
+        if not self.settings.warmup:
+            return
+        if rec.articles:
+            rec.related(rec.articles[0], 1)
+        if encoder:
+            rec.related_to_text("warm up", 1)
+
+    def _swap(self, index: Index, source: str) -> Loaded:
+        rec = Recommender(index)
+        self._prepare(rec)
+        self._generation += 1
+        loaded = Loaded.of(rec, self._generation, source)
+        self.current = loaded  # the swap: one reference assignment
+        self.last_error = None
+        if self.metrics is not None:
+            self.metrics.index_loaded(len(rec.articles), loaded.generation)
+        log.info("index generation %d ready: %d articles, model %s, built %s",
+                 loaded.generation, len(rec.articles), loaded.info["model"],
+                 loaded.info["built_at"])
+        return loaded
+
+    def _load_locked(self, rebuild: bool, force: bool, preloaded: Index | None = None) -> Loaded:
+        started = time.perf_counter()
+        try:
+            with gc_paused():
+                if preloaded is not None:  # opened by the caller (e.g. `serve` built it)
+                    index = preloaded
+                    source = "content" if self.settings.content_dir is not None else "index"
+                else:
+                    index, source = self._open(rebuild, force)
+                loaded = self._swap(index, source)
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            if self.metrics is not None:
+                self.metrics.reloaded("failed")
+            if not isinstance(error, RecommenderError):
+                log.exception("loading the index failed")
+            raise
+        self.last_reload_at = _now()
+        self.last_reload_seconds = round(time.perf_counter() - started, 3)
+        if self.metrics is not None:
+            self.metrics.reloaded("ok")
+        return loaded
+
+    def load(self, preloaded: Index | None = None) -> Loaded:
+        """The first load: reuse the index dir if it exists (building it only if absent)."""
+        with self._reload_lock:
+            return self._load_locked(rebuild=False, force=False, preloaded=preloaded)
+
+    def reload(self, force: bool = False, wait: bool = True) -> Loaded | None:
+        """Rebuild from the content folder if set (else re-read the index dir), then swap.
+
+        Raises :class:`ReloadInProgress` if another reload runs. With ``wait=False``
+        the work runs in a background thread and ``None`` is returned at once.
+        """
+        if not self._reload_lock.acquire(blocking=False):
+            raise ReloadInProgress("a reload is already running; retry when it has finished")
+        if wait:
+            try:
+                return self._load_locked(rebuild=True, force=force)
+            finally:
+                self._reload_lock.release()
+
+        def run() -> None:
+            try:
+                self._load_locked(rebuild=True, force=force)
+            except Exception:  # recorded in last_error; the old index keeps serving
+                pass
+            finally:
+                self._reload_lock.release()
+
+        self._spawn(run, "index-reload")
+        return None
+
+    # -- background work ------------------------------------------------------------------
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def start(self, preloaded: Index | None = None) -> None:
+        """Load the first index (in the background if configured) and start the watcher."""
+        if self.settings.load_in_background and preloaded is None:
+            def first() -> None:
+                try:
+                    self.load()
+                except Exception as error:
+                    log.error("no index loaded: %s", error)
+
+            self._spawn(first, "index-load")
+        else:
+            self.load(preloaded)
+        if self.settings.watch_interval > 0:
+            self._spawn(self._watch, "index-watch")
+
+    def _watch(self) -> None:
+        """Follow newer builds of the index dir (made by another worker or `recommender build`).
+
+        A build that fails to load is tried once, not at every tick: the next attempt
+        waits for another build.
+        """
+        index_dir = self.settings.resolved_index_dir()
+        failed: tuple[Any, ...] | None = None
+        while not self._stop.wait(self.settings.watch_interval):
+            try:
+                on_disk = manifest_signature(read_manifest(index_dir))
+            except (IndexNotFound, OSError, ValueError):
+                continue  # absent, or being swapped into place: look again later
+            loaded = self.current
+            if on_disk == failed or (
+                    loaded is not None and manifest_signature(loaded.manifest) == on_disk):
+                continue
+            if not self._reload_lock.acquire(blocking=False):
+                continue
+            try:
+                index = load_index(index_dir, expected=self.settings.build_config())
+                self._load_locked(rebuild=False, force=False, preloaded=index)
+            except Exception as error:
+                failed = on_disk
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("could not follow the newer index: %s", self.last_error)
+            finally:
+                self._reload_lock.release()
+
+    def wait_ready(self, timeout: float = 60.0) -> Loaded:
+        """Block until an index is loaded (for tests and scripts); raises :class:`NotReady`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            loaded = self.current
+            if loaded is not None:
+                return loaded
+            if self.last_error and not self.reloading:
+                break
+            time.sleep(0.02)
+        return self.require()
+
+    def stop(self) -> None:
+        """Stop the watcher; a reload in progress finishes on its own (daemon thread)."""
+        self._stop.set()
