@@ -11,7 +11,14 @@ from pathlib import Path
 
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
-from recommender.index import MANIFEST, Index, build_index, corpus_fingerprint, load_index
+from recommender.index import (
+    FORMAT_VERSION,
+    MANIFEST,
+    Index,
+    build_index,
+    corpus_fingerprint,
+    load_index,
+)
 
 
 def index_is_current(index_dir: Path, corpus: Corpus, config: BuildConfig) -> bool:
@@ -20,7 +27,8 @@ def index_is_current(index_dir: Path, corpus: Corpus, config: BuildConfig) -> bo
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (manifest.get("corpus", {}).get("fingerprint") == corpus_fingerprint(corpus.articles)
+    return (manifest.get("format_version") == FORMAT_VERSION
+            and manifest.get("corpus", {}).get("fingerprint") == corpus_fingerprint(corpus.articles)
             and BuildConfig.model_validate(manifest["config"]).identity() == config.identity())
 
 
