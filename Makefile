@@ -53,6 +53,6 @@ bench: setup
 	$(BIN)/python -m benchmarks.build_corpus $(CORPUS) --out results/build_dev_corpus.json
 	$(BIN)/python -m benchmarks.embedding_rate $(CORPUS) --out results/embedding_rate.json
 	$(BIN)/python -m benchmarks.quality_frontier $(CORPUS) --out results/quality_frontier.json
-	$(BIN)/recommender evaluate $(CORPUS) --output results/evaluation
+	$(BIN)/recommender evaluate $(CORPUS) --output results/evaluation --frontier results/quality_frontier.png
 	$(BIN)/python -m benchmarks.fill_dev_corpus $(CORPUS) --suggester index --index $(DEV_INDEX) --out results/fill_dev_corpus.json
 	$(BIN)/python -m benchmarks.load_api --index $(DEV_INDEX) --content $(CORPUS) --out results/load_api.json

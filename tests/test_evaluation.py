@@ -563,6 +563,11 @@ def test_cli_dense_variant_and_bad_options(gen_corpus: Corpus, tmp_path: Path, c
     data = json.loads((out / "results.json").read_text())
     assert set(data["methods"]) == {"tfidf", "dense:hashing"}
     assert cli("evaluate", gen_corpus.root, "--methods", "nope", "--output", out).exit_code == 2
+    frontier = Path(__file__).resolve().parents[1] / "results" / "quality_frontier.png"
+    done = cli("evaluate", gen_corpus.root, "--methods", "tfidf", "--output", out,
+               "--frontier", frontier, "--resamples", 100)
+    assert done.exit_code == 0, done.output
+    assert "<h2>Quality frontier</h2>" in (out / "report.html").read_text()
     assert cli("suggest", gen_corpus.root, "--output", tmp_path / "x.jsonl").exit_code == 2
 
 

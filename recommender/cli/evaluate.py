@@ -156,6 +156,10 @@ def evaluate(
     folds: Annotated[int, typer.Option(
         min=2, help="Publication-batch folds for methods fitted on links")] = 5,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples")] = 1000,
+    frontier: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False,
+        help="Frontier plot (PNG from benchmarks.quality_frontier) to include in the report")
+    ] = None,
 ) -> None:
     """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
     started = time.perf_counter()
@@ -198,7 +202,7 @@ def evaluate(
     }
     output.mkdir(parents=True, exist_ok=True)
     write_json(result, output / "results.json")
-    write_html(result, output / "report.html")
+    write_html(result, output / "report.html", frontier)
     print_table(result, console)
     console.print(f"wrote {output / 'results.json'} and {output / 'report.html'}")
 

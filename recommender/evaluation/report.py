@@ -264,8 +264,22 @@ def _examples_html(result: EvaluationResult) -> str:
     return "".join(out) or "<p class='muted'>No example articles.</p>"
 
 
-def render_html(result: EvaluationResult) -> str:
-    """The self-contained report page."""
+def _frontier_html(frontier: Path | None) -> str:
+    """The quality-against-build-cost plot of ``benchmarks.quality_frontier``, if given.
+
+    It is made by a separate benchmark (it needs cold builds, not one evaluation) and
+    embedded here so that the report people read shows why the defaults are what they are.
+    """
+    if frontier is None:
+        return ""
+    data = base64.b64encode(Path(frontier).read_bytes()).decode("ascii")
+    return (f"<h2>Quality frontier</h2><p class='muted'>From {html.escape(str(frontier))}"
+            " (python -m benchmarks.quality_frontier): recall@5 against the cold build time"
+            f" of each configuration.</p><img alt='frontier' src='data:image/png;base64,{data}'>")
+
+
+def render_html(result: EvaluationResult, frontier: Path | None = None) -> str:
+    """The self-contained report page (with the frontier plot, when one is given)."""
     p = result.protocol
     primary = primary_metric(result)
     info = results_dict(result)["corpus"]
@@ -294,11 +308,12 @@ filed under another subject than the query.</p>
 <h2>{primary} per subject of the query</h2>
 <img alt="per subject" src="data:image/png;base64,{subject_plot(result, primary)}">
 <h2>Examples</h2>{_examples_html(result)}
+{_frontier_html(frontier)}
 </body></html>
 """
 
 
-def write_html(result: EvaluationResult, path: str | Path) -> Path:
+def write_html(result: EvaluationResult, path: str | Path, frontier: Path | None = None) -> Path:
     path = Path(path)
-    path.write_text(render_html(result), encoding="utf-8")
+    path.write_text(render_html(result, frontier), encoding="utf-8")
     return path
