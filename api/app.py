@@ -27,7 +27,7 @@ from api.middleware import BodyLimitMiddleware
 from api.routers import admin, articles, health, related
 from api.settings import Settings, load_settings
 from api.state import IndexState
-from recommender.index import Index
+from recommender.pipeline import Snapshot
 
 DESCRIPTION = """\
 Related-article suggestions for Q&A content sites, from a prebuilt index.
@@ -50,7 +50,7 @@ def body_limit(settings: Settings) -> int:
     return settings.max_text_bytes * 6 + 64 * 1024
 
 
-def create_app(settings: Settings | None = None, *, index: Index | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, index: Snapshot | None = None) -> FastAPI:
     """Build the app: one :class:`IndexState`, its own metrics, routers and error handlers.
 
     ``index`` is served as the first generation instead of being loaded from disk.

@@ -10,7 +10,6 @@ costs more than the query itself.
 from __future__ import annotations
 
 from typing import Any, Self, get_origin
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -112,23 +111,7 @@ class RelatedByParameterQuery(RelatedQuery):
 
 
 def resolve_article(rec: Recommender, ref: str) -> Article:
-    """An article by id, url, slug or path, also accepting what templates tend to send.
-
-    A full url (``https://site/learn/...``) is reduced to its path, and a url whose
-    leading slash was dropped (``learn/x/questions/y``, as a ``{ref:path}`` segment
-    gives it) is matched as the url it is before falling back to the slug, which
-    copies of one article under several subjects share.
-    """
-    ref = ref.strip()
-    if "://" in ref:
-        try:
-            ref = urlsplit(ref).path or ref
-        except ValueError:  # e.g. a malformed IPv6 host: not a url then
-            pass
-    if ref and not ref.startswith("/") and "/" in ref:
-        candidate = "/" + ref.rstrip("/")
-        if candidate in rec.row_of:
-            return rec.articles[rec.row_of[candidate]]
-    if ref.endswith("/") and ref.rstrip("/") in rec.row_of:
-        return rec.articles[rec.row_of[ref.rstrip("/")]]
+    """An article by id, url (with or without the site, as a ``{ref:path}`` segment gives
+    it without its leading slash), slug or path: the library's one resolver
+    (:mod:`recommender.references`), so the API accepts what the CLI accepts."""
     return rec.get(ref)

@@ -25,6 +25,7 @@ from recommender.errors import (
     ArticleNotFound,
     CorpusError,
     FillError,
+    IndexCorrupt,
     IndexMismatch,
     IndexNotFound,
     InvalidFilter,
@@ -70,6 +71,7 @@ STATUS: dict[type[Exception], int] = {
     InvalidFilter: 422,
     BadParameter: 422,
     IndexMismatch: 409,
+    IndexCorrupt: 503,  # an index that cannot be served (a reload keeps the old one)
     FillError: 409,
     ReloadInProgress: 409,
     IndexNotFound: 503,

@@ -123,6 +123,13 @@ class DraftRequest(BaseModel):
         return "\n".join(parts)
 
 
+class HeldFile(BaseModel):
+    """A content file that turned broken while its last good version is served."""
+
+    path: str = Field(description="Path relative to the content folder")
+    reason: str = Field(description="Why it does not load")
+
+
 class IndexInfo(BaseModel):
     """What is being served: from the index manifest, plus reload bookkeeping."""
 
@@ -137,6 +144,14 @@ class IndexInfo(BaseModel):
     format_version: Optional[int]
     config: dict[str, Any]
     subjects: list[str] = Field(description="Subject names the filters accept")
+    ranker: Optional[dict[str, str]] = Field(
+        None, description="The ranking used: kind (learned, blend, fused) and its file or "
+                          "the reason there is no learned model")
+    signals: Optional[dict[str, Any]] = Field(
+        None, description="Active signals, and those switched off with why")
+    held: list[HeldFile] = Field(
+        default_factory=list, description="Files that fail to load now; their last good "
+                                          "version is served")
     generation: int = Field(description="Loads of an index by this process, 1 for the first")
     loaded_at: str
     source: str = Field(description="'index' (index dir) or 'content' (built from the folder)")
@@ -151,6 +166,9 @@ class Ready(BaseModel):
     status: str
     articles: int
     generation: int
+    held: list[HeldFile] = Field(
+        default_factory=list, description="Files that fail to load now; their last good "
+                                          "version is served (serve --watch)")
 
 
 class ReloadResponse(BaseModel):

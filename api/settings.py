@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     watch_interval: float = Field(
         0.0, ge=0, description="Seconds between checks of the index manifest for a newer "
                                "build (0: never); lets every worker follow a reload")
+    watch: bool = Field(
+        False, description="Follow the content folder and apply each change as an "
+                           "incremental update (needs content_dir)")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -10,11 +10,21 @@ reloads are serialised (one at a time, a second is refused); reads never wait.
 With several worker processes each holds its own copy; a reload reaches the one
 worker that received it, and ``watch_interval`` makes every worker follow a newer
 build of the index directory (by comparing manifests) within that many seconds.
+
+With ``watch`` (``recommender serve DIR --watch``), the content folder is followed
+with ``watchfiles``: each batch of changed files is applied as an incremental
+update (:func:`recommender.pipeline.open_index` with the served snapshot as the
+previous one), swapped in like a reload, then saved to the index directory. Of
+several workers one holds the watcher's lock file and does that; the others
+follow the saved index through the manifest watcher, so every worker converges. A
+file that turns broken keeps its last good version served; it is logged, and
+listed by ``/readyz`` and ``GET /v1/index`` until it loads again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import gc
 import logging
 import sys
@@ -23,18 +33,33 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from api.errors import NotReady, ReloadInProgress
 from api.metrics import Metrics
 from api.settings import Settings
+from recommender.config import BuildConfig
 from recommender.encoders import load_encoder
 from recommender.errors import IndexNotFound, ModelNotAvailable, RecommenderError
-from recommender.index import Index, load_index, read_manifest
-from recommender.pipeline import open_index
+from recommender.index import read_manifest
+from recommender.pipeline import Snapshot, load_index, open_index, save_index
 from recommender.recommender import Recommender
 
 log = logging.getLogger("api")
+
+
+def _take_lock(index_dir: Path) -> IO[bytes] | None:
+    """The content watcher's lock file beside the index directory, if no one holds it."""
+    path = index_dir.parent / f".{index_dir.name}.watch.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")  # noqa: SIM115  (held for the watcher's life)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def _now() -> str:
@@ -61,6 +86,15 @@ class Loaded:
     def manifest(self) -> dict[str, Any]:
         return self.recommender.index.manifest
 
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.recommender.snapshot
+
+    @property
+    def held(self) -> list[dict[str, str]]:
+        """Files that fail to load now, whose last good version is served."""
+        return [{"path": h.path, "reason": h.reason} for h in self.snapshot.held]
+
     @classmethod
     def of(cls, recommender: Recommender, generation: int, source: str) -> Loaded:
         """Precompute the index description served by ``GET /v1/index``."""
@@ -78,6 +112,10 @@ class Loaded:
             "format_version": m.get("format_version"),
             "config": recommender.index.config.model_dump(mode="json"),
             "subjects": sorted(recommender.subjects.values()),
+            "ranker": m.get("ranker"),
+            "signals": m.get("signals"),
+            "held": [{"path": h.path, "reason": h.reason}
+                     for h in recommender.snapshot.held],
         }
         return cls(recommender, generation, _now(), source, info)
 
@@ -162,21 +200,34 @@ class IndexState:
 
     # -- loading ------------------------------------------------------------------------
 
-    def _open(self, rebuild: bool, force: bool) -> tuple[Index, str]:
+    def _asked_config(self) -> BuildConfig | None:
+        """The configuration given (file or model), else None: the index's own is kept."""
+        s = self.settings
+        return s.build_config() if s.config_file is not None or s.model is not None else None
+
+    def _served(self) -> Snapshot | None:
+        """The snapshot being served, as the previous state of an update (not read again)."""
+        loaded = self.current
+        return loaded.snapshot if loaded is not None else None
+
+    def _open(self, rebuild: bool, force: bool) -> tuple[Snapshot, str]:
         """Load the index dir, or bring it up to date with the content folder first."""
         s = self.settings
         config = s.build_config()
         index_dir = s.resolved_index_dir()
         if s.content_dir is not None and rebuild:
-            _, index = open_index(s.content_dir, config, index_dir, s.cache_dir, rebuild=force)
-            return index, "content"
+            opened = open_index(s.content_dir, self._asked_config(), index_dir,
+                                cache_dir=s.cache_dir, rebuild=force, previous=self._served(),
+                                keep_last_good=s.watch)
+            return opened.snapshot, "content"
         try:
             return load_index(index_dir, expected=config), "index"
         except IndexNotFound:
             if s.content_dir is None:
                 raise
-            _, index = open_index(s.content_dir, config, index_dir, s.cache_dir)
-            return index, "content"
+            opened = open_index(s.content_dir, self._asked_config(), index_dir,
+                                cache_dir=s.cache_dir, keep_last_good=s.watch)
+            return opened.snapshot, "content"
 
     def _prepare(self, rec: Recommender) -> None:
         """Load the encoder now (not in the first text request), size its thread pools, and
@@ -197,7 +248,7 @@ class IndexState:
         if encoder:
             rec.related_to_text("warm up", 1)
 
-    def _swap(self, index: Index, source: str) -> Loaded:
+    def _swap(self, index: Snapshot, source: str) -> Loaded:
         rec = Recommender(index)
         self._prepare(rec)
         self._generation += 1
@@ -209,9 +260,13 @@ class IndexState:
         log.info("index generation %d ready: %d articles, model %s, built %s",
                  loaded.generation, len(rec.articles), loaded.info["model"],
                  loaded.info["built_at"])
+        for held in loaded.held:
+            log.warning("%s does not load (%s): its last good version is served",
+                        held["path"], held["reason"])
         return loaded
 
-    def _load_locked(self, rebuild: bool, force: bool, preloaded: Index | None = None) -> Loaded:
+    def _load_locked(self, rebuild: bool, force: bool,
+                     preloaded: Snapshot | None = None) -> Loaded:
         started = time.perf_counter()
         try:
             with gc_paused():
@@ -234,7 +289,7 @@ class IndexState:
             self.metrics.reloaded("ok")
         return loaded
 
-    def load(self, preloaded: Index | None = None) -> Loaded:
+    def load(self, preloaded: Snapshot | None = None) -> Loaded:
         """The first load: reuse the index dir if it exists (building it only if absent)."""
         with self._reload_lock:
             return self._load_locked(rebuild=False, force=False, preloaded=preloaded)
@@ -271,8 +326,8 @@ class IndexState:
         self._threads.append(thread)
         thread.start()
 
-    def start(self, preloaded: Index | None = None) -> None:
-        """Load the first index (in the background if configured) and start the watcher."""
+    def start(self, preloaded: Snapshot | None = None) -> None:
+        """Load the first index (in the background if configured) and start the watchers."""
         if self.settings.load_in_background and preloaded is None:
             def first() -> None:
                 try:
@@ -285,6 +340,8 @@ class IndexState:
             self.load(preloaded)
         if self.settings.watch_interval > 0:
             self._spawn(self._watch, "index-watch")
+        if self.settings.watch and self.settings.content_dir is not None:
+            self._spawn(self._watch_content, "content-watch")
 
     def _watch(self) -> None:
         """Follow newer builds of the index dir (made by another worker or `recommender build`).
@@ -314,6 +371,73 @@ class IndexState:
                 log.warning("could not follow the newer index: %s", self.last_error)
             finally:
                 self._reload_lock.release()
+
+    # -- following the content folder -------------------------------------------------------
+
+    def _watch_content(self) -> None:
+        """Apply changes of the content folder as they happen (``--watch``).
+
+        Of several workers, the one holding the lock file next to the index
+        directory watches; the others follow its saved updates (manifest watcher)
+        and try to take the lock over every few seconds, in case it exits.
+        """
+        while not self._stop.is_set():
+            lock = _take_lock(self.settings.resolved_index_dir())
+            if lock is not None:
+                try:
+                    self._follow_content()
+                finally:
+                    lock.close()
+                return
+            self._stop.wait(5.0)
+
+    def _follow_content(self) -> None:
+        from watchfiles import DefaultFilter, watch
+
+        content = self.settings.content_dir
+        assert content is not None
+        log.info("watching %s for changes", content)
+        self.apply_changes(None)  # catch up with what changed while no one watched
+        for changes in watch(content, watch_filter=DefaultFilter(), stop_event=self._stop,
+                             debounce=300, step=50, raise_interrupt=False):
+            paths = {path for _, path in changes}
+            # a folder moved or removed: look at everything, else at the files named
+            self.apply_changes(paths if all(p.endswith(".md") for p in paths) else None)
+
+    def apply_changes(self, paths: set[str] | None) -> Loaded | None:
+        """Update the served index with changed files (``None``: scan the whole folder),
+        swap it in and save it. Never raises: a failure is logged, the old index stays."""
+        s = self.settings
+        with self._reload_lock:
+            previous = self._served()
+            started = time.perf_counter()
+            try:
+                with gc_paused():
+                    opened = open_index(s.content_dir, self._asked_config(), None,  # type: ignore[arg-type]
+                                        cache_dir=s.cache_dir, previous=previous, only=paths,
+                                        keep_last_good=True)
+                    if opened.action == "current" and previous is not None:
+                        return None
+                    loaded = self._swap(opened.snapshot, "content")
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("could not apply the content folder's changes: %s", self.last_error)
+                if self.metrics is not None:
+                    self.metrics.reloaded("failed")
+                return None
+            self.last_reload_at = _now()
+            self.last_reload_seconds = round(time.perf_counter() - started, 3)
+            if self.metrics is not None:
+                self.metrics.reloaded("ok")
+            last = loaded.manifest.get("last_change", {})
+            log.info("content change applied in %.2fs: %s changed, %s added, %s deleted",
+                     self.last_reload_seconds, last.get("changed"), last.get("added"),
+                     last.get("deleted"))
+        try:  # after the swap: readers have the new version while it is written
+            save_index(opened.snapshot, s.resolved_index_dir())
+        except Exception as error:  # served anyway; the next update saves again
+            log.warning("could not save the updated index: %s", error)
+        return loaded
 
     def wait_ready(self, timeout: float = 60.0) -> Loaded:
         """Block until an index is loaded (for tests and scripts); raises :class:`NotReady`."""

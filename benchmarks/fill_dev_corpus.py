@@ -122,7 +122,7 @@ def tfidf_suggester(corpus: Corpus, sources: list[Article], depth: int = 64) -> 
 
 def index_suggester(index_dir: Path) -> Suggest:
     """The real Recommender over a built index."""
-    from recommender.index import load_index
+    from recommender.pipeline import load_index
     from recommender.recommender import Recommender
 
     return recommender_suggester(Recommender(load_index(index_dir.expanduser())))

@@ -23,8 +23,8 @@ from recommender.config import BuildConfig
 from recommender.corpus import load_corpus
 from recommender.evaluation.product import ProductMethod, training_data
 from recommender.evaluation.protocol import link_pairs
-from recommender.index import corpus_fingerprint
-from recommender.ranking import feature_names, fit_model, resolve_model_path
+from recommender.learned import feature_names, fit_model, resolve_model_path
+from recommender.pipeline import corpus_fingerprint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         queries = np.sort(rng.choice(queries, args.max_queries, replace=False))
     x, y = training_data(method.ranker, corpus, links, queries)
     note = (f"fitted by benchmarks/fit_ranker.py on {corpus.root.name} "
-            f"({len(corpus)} articles, fingerprint {corpus_fingerprint(corpus.articles)[:12]}): "
+            f"({len(corpus)} articles, fingerprint "
+            f"{corpus_fingerprint(method.snapshot.articles, method.snapshot.index.sources)[:12]}): "
             f"{len(queries)} link-bearing articles as queries (seed {args.seed}), "
             f"{len(y)} candidates, {int(y.sum())} positive; model {config.model} over "
             f"{'+'.join(config.text.fields)}; {time.strftime('%Y-%m-%d')}")

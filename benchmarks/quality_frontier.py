@@ -186,9 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     if ranker is not None:
         t = time.perf_counter()
         block = np.arange(min(1024, len(corpus)))
-        ranker.with_model(None if ranker.model is None else ranker.model)
-        ranker.scores_for_rows(block[:512])
-        ranker.scores_for_rows(block[512:])
+        ranker.suggest_rows(block, 100)
         neighbours_s = (time.perf_counter() - t) * len(corpus) / max(len(block), 1)
 
     def progress(result: Any) -> None:
@@ -259,16 +257,15 @@ def cold_build(content: Path) -> dict[str, float]:
     import shutil
     import tempfile
 
-    from recommender.index import build_index
+    from recommender.pipeline import open_index
 
     tmp = Path(tempfile.mkdtemp(prefix="cold-build-"))
     try:
         t = time.perf_counter()
-        corpus = load_corpus(content)
-        load_s = time.perf_counter() - t
-        t = time.perf_counter()
-        index = build_index(corpus, BuildConfig(), tmp / "index", tmp / "cache")
+        index = open_index(content, BuildConfig(), tmp / "index", cache_dir=tmp / "cache",
+                           rebuild=True).snapshot
         build_s = time.perf_counter() - t
+        load_s = 0.0  # the folder is read within the build (open_index)
         return {"load_seconds": round(load_s, 1), "build_seconds": round(build_s, 1),
                 "embed_seconds": round(index.manifest["embedding"]["seconds"], 1),
                 "embedded": index.manifest["counts"]["embedded"],

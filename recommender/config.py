@@ -38,15 +38,19 @@ class RankingConfig(BaseModel):
 
     Signals: ``dense`` (the model's embeddings), ``lexical`` (TF-IDF of
     ``lexical_fields``), ``description`` (TF-IDF of the SEO page description) and
-    ``keywords`` (TF-IDF of keyword phrases); a signal with weight 0 is not built.
+    ``keywords`` (TF-IDF of keyword phrases); a signal with weight 0 is not built,
+    and a sparse signal whose field is empty in every article is switched off (and
+    reported in the build output and the manifest).
 
     ``method``: ``fused`` ranks by the weighted sum of the cosines; ``learned``
     re-ranks the union of each signal's ``pool`` best articles with a model over
     per-query-normalised scores, mutual-neighbour ranks (within each signal's
     ``depth`` nearest) and 2-hop scores; there the weights only switch signals on.
     ``model`` names its parameters: a bare name is ``models/ranker/<name>.json``
-    in the repository, otherwise a path; a missing file falls back to the sum of
-    cosines over the candidates.
+    in the repository, otherwise a path. When the file is missing, or was fitted
+    on other signals than the active ones, the ranking is the unsupervised blend
+    (the sum of the candidates' cosines), and the manifest's ``ranker`` says so
+    and why.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +67,40 @@ class RankingConfig(BaseModel):
     model: str | None = "default"
 
 
+class VectorConfig(BaseModel):
+    """How FAISS searches the dense vectors for each article's nearest neighbours.
+
+    ``flat`` is exact inner-product search, the default: on tens of thousands of
+    articles it takes seconds. ``hnsw`` (a graph) and ``ivf`` (inverted lists over
+    ``nlist`` clusters, ``nprobe`` searched) are approximate and meant for corpora of
+    millions; ``python -m benchmarks.vector_search`` measures their recall against
+    exact search. Whatever finds the candidates, their scores are exact cosines.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, ge=4, le=256)
+    ef_construction: int = Field(80, ge=8, le=2048)
+    ef_search: int = Field(128, ge=8, le=4096)
+    nlist: int = Field(0, ge=0, description="0: about 4 * sqrt(articles)")
+    nprobe: int = Field(16, ge=1)
+
+
+class UpdateConfig(BaseModel):
+    """When an update of an existing index refits the TF-IDF signals instead of patching.
+
+    Between full refits the vocabulary and IDF stay frozen, so unchanged articles
+    keep their vectors and neighbour lists; once ``refit_after`` of the articles
+    (changed, added and deleted together, counted since the last fit) have
+    changed, the next update refits. Not part of the index's identity.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refit_after: float = Field(0.05, ge=0, le=1)
+
+
 class BuildConfig(BaseModel):
     """Everything that decides what an index contains. Saved as ``config.yaml``."""
 
@@ -75,6 +113,8 @@ class BuildConfig(BaseModel):
     model: str = "minilm-static-m2v"
     text: TextConfig = TextConfig()
     ranking: RankingConfig = RankingConfig()
+    vectors: VectorConfig = VectorConfig()
+    update: UpdateConfig = UpdateConfig()
     batch_size: int = Field(64, ge=1, le=4096)
 
     @classmethod
@@ -86,5 +126,6 @@ class BuildConfig(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def identity(self) -> dict:
-        """The parts an index must agree on to be reused (batch size is not one)."""
-        return self.model_dump(mode="json", exclude={"batch_size"})
+        """The parts an index must agree on to be reused (batch size and update policy
+        are not)."""
+        return self.model_dump(mode="json", exclude={"batch_size", "update"})

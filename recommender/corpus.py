@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from recommender.errors import ArticleNotFound, CorpusError
+from recommender.errors import CorpusError
+from recommender.references import References
 
 try:  # the C loader is ~20x faster; pure Python takes minutes on 28k files
     _Loader: type = yaml.CSafeLoader
@@ -325,12 +326,7 @@ class Corpus:
         for a in articles:
             if a.id is not None:
                 self.by_id[a.id].append(a)
-        self._by_path = {str(a.path.resolve()): a for a in articles}
-        self._by_slug: dict[str, list[Article]] = defaultdict(list)
-        for a in articles:
-            self._by_slug[a.slug].append(a)
-            if a.path.stem != a.slug:
-                self._by_slug[a.path.stem].append(a)
+        self._references: References | None = None
 
     def __len__(self) -> int:
         return len(self.articles)
@@ -345,21 +341,13 @@ class Corpus:
         return [a for a in self.by_id.get(article.id, []) if a.url != article.url]
 
     def get(self, ref: str) -> Article:
-        """Find an article by url, id, path or slug. Raises :class:`ArticleNotFound`."""
-        ref = ref.strip()
-        if ref in self.by_url:
-            return self.by_url[ref]
-        if ref in self.by_id:
-            return self.by_id[ref][0]
-        found = self._by_path.get(str(Path(ref).resolve())) or self._by_path.get(
-            str((self.root / ref).resolve())
-        )
-        if found is not None:
-            return found
-        slug = ref.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
-        if slug in self._by_slug:
-            return self._by_slug[slug][0]
-        raise ArticleNotFound(f"no article matches {ref!r} (tried url, id, path and slug)")
+        """Find an article by url, id, path or slug (:mod:`recommender.references`).
+
+        Raises :class:`ArticleNotFound`.
+        """
+        if self._references is None:
+            self._references = References(self.articles, self.root)
+        return self.articles[self._references.row(ref)]
 
 
 def _normalise_subjects(articles: list[Article], report: LoadReport) -> None:

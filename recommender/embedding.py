@@ -5,6 +5,9 @@ vectors are cached by (encoder key, hash of the prepared text): a rebuild embeds
 only new or changed articles, and evaluation of several configurations pays for
 each text once. The cache is one SQLite file, written batch by batch, so an
 interrupted build keeps what it had embedded.
+
+Progress is reported through a callback (``on_progress(done, total)``), so the
+library draws nothing: the CLI turns the calls into a progress bar.
 """
 
 from __future__ import annotations
@@ -17,15 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from recommender.config import BuildConfig, TextConfig
 from recommender.corpus import Article
@@ -99,11 +93,8 @@ class EmbeddingStats:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), disable=not enabled, transient=False)
+#: called as ``on_progress(done, total)`` after each embedded batch (texts, not batches)
+Progress = Callable[[int, int], None]
 
 
 def embed_texts(
@@ -112,10 +103,13 @@ def embed_texts(
     text_config: TextConfig,
     cache: EmbeddingCache | None = None,
     batch_size: int = 64,
-    progress: bool = False,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> tuple[np.ndarray, EmbeddingStats]:
-    """Vectors for ``texts``, from the cache where possible; misses are embedded and stored."""
+    """Vectors for ``texts``, from the cache where possible; misses are embedded and stored.
+
+    ``on_progress(done, total)`` is called once before the first batch and after
+    each one, with the number of texts to embed (cache misses) as ``total``.
+    """
     stats = EmbeddingStats(texts=len(texts))
     key = encoder_key(encoder.name, text_config)
     hashes = [text_hash(t) for t in texts]
@@ -124,20 +118,18 @@ def embed_texts(
                   key=lambda item: len(item[1]))  # similar lengths batch with less padding
     stats.cached = len(texts) - sum(1 for h in hashes if h not in known)
     started = time.perf_counter()
-    with _progress(progress and len(todo) > 0) as bar:
-        task = bar.add_task("embedding", total=len(todo), rate="")
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            vectors = _encode_batch([t for _, t in batch], encoder, text_config, batch_size)
-            items = list(zip([h for h, _ in batch], vectors))
-            if cache is not None:
-                cache.put_many(key, items)
-            known.update(items)
-            stats.embedded += len(batch)
-            elapsed = time.perf_counter() - started
-            bar.update(task, advance=len(batch), rate=f"{stats.embedded / elapsed:.1f}/s")
-            if on_batch:
-                on_batch(stats.embedded)
+    if on_progress and todo:
+        on_progress(0, len(todo))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        vectors = _encode_batch([t for _, t in batch], encoder, text_config, batch_size)
+        items = list(zip([h for h, _ in batch], vectors))
+        if cache is not None:
+            cache.put_many(key, items)
+        known.update(items)
+        stats.embedded += len(batch)
+        if on_progress:
+            on_progress(stats.embedded, len(todo))
     stats.seconds = time.perf_counter() - started
     if not texts:
         return np.zeros((0, encoder.dim), np.float32), stats
@@ -165,19 +157,20 @@ def embed_articles(
     articles: Iterable[Article],
     config: BuildConfig,
     cache_dir: Path | None = None,
-    progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> tuple[np.ndarray, EmbeddingStats]:
     """Vectors of every article under ``config``, one row per article, in order, with stats."""
     texts = [prepare_text(a, config.text) for a in articles]
     encoder = load_encoder(config.model, config.text.max_tokens)
     cache = EmbeddingCache((cache_dir or default_cache_dir()) / "embeddings.sqlite")
     try:
-        return embed_texts(texts, encoder, config.text, cache, config.batch_size, progress)
+        return embed_texts(texts, encoder, config.text, cache, config.batch_size, on_progress)
     finally:
         cache.close()
 
 
 def embed_corpus(articles: Iterable[Article], config: BuildConfig,
-                 cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
+                 cache_dir: Path | None = None, on_progress: Progress | None = None
+                 ) -> np.ndarray:
     """Vectors of every article (e.g. a :class:`~recommender.corpus.Corpus`), in order."""
-    return embed_articles(articles, config, cache_dir, progress)[0]
+    return embed_articles(articles, config, cache_dir, on_progress)[0]

@@ -28,6 +28,12 @@ class IndexMismatch(RecommenderError):
     """An index was built with another model or configuration than the one asked for."""
 
 
+class IndexCorrupt(IndexMismatch):
+    """A file of an index directory is unreadable or disagrees with the articles
+    (truncated, wrong shape, rows out of range, not finite); the message names the
+    file and the problem. Never loaded: the index must be rebuilt."""
+
+
 class ModelNotAvailable(RecommenderError):
     """The encoder named in the configuration cannot be loaded on this machine."""
 

@@ -1,44 +1,58 @@
-"""Build, save and load an index directory.
+"""The stored part of an index: articles, their vectors, and where each came from.
 
-An index directory is self-contained, so the service can run from it without the
-content folder::
+This module knows files and arrays, not ranking: the ranking state is saved beside
+it by :mod:`recommender.ranking_state`, and :mod:`recommender.pipeline` puts the
+two together. An index directory is self-contained, so the service can run from it
+without the content folder::
 
-    manifest.json     model, dimension, text config, corpus fingerprint, counts, build time
+    manifest.json     format, model, configuration, counts, how it was built or updated
     config.yaml       the BuildConfig it was built with
-    articles.jsonl    one article's metadata per row (answers are not kept)
-    vectors.faiss     FAISS inner-product index over L2-normalised vectors (exact)
-    neighbours.npz    each article's precomputed ranked candidates (rows and scores)
-    lexical/          BM25 index, when the ranking uses the lexical signal
+    articles.jsonl    one article's metadata per row (answers are not kept), with its
+                      source file's size and mtime and a fingerprint of its ranked text
+    files.jsonl       files of the folder that do not load, and why (so an update does
+                      not read them again while they stay the same); "held" ones are
+                      articles whose last good version is still served
+    vectors.npy       (n, dim) float32 L2-normalised embeddings, one row per article
+    vectors.faiss     the FAISS graph or clusters, for an HNSW or IVF search only
+    ranking/          the ranking state (see recommender.ranking_state)
 
-Writes go to a temporary sibling directory that is renamed into place, so an
-interrupted build never leaves a broken index; loading an index built with
-another model or configuration is refused with a message that says what differs.
+Everything is written into a temporary sibling directory that is renamed into
+place (:func:`atomic_directory`), so a reader sees the old index or the new one,
+never a mix, and an interrupted write leaves the old one. Reading checks every
+file against the articles and raises :class:`~recommender.errors.IndexCorrupt`
+naming the file and the problem, never half-loading a damaged index. Paths are
+stored so that any file name round-trips, including names that are not UTF-8.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from recommender.config import BuildConfig
-from recommender.corpus import Article, Corpus, CuratedLink
-from recommender.embedding import EmbeddingStats, default_cache_dir, embed_articles
-from recommender.errors import IndexMismatch, IndexNotFound
-from recommender.text import text_hash
+from recommender.corpus import Article, CuratedLink
+from recommender.embedding import default_cache_dir
+from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from recommender.sources import FileIssue, Source, Stamp, relative_path
+from recommender.vectors import VectorSearch
 
-FORMAT_VERSION = 2  # 2: learned ranking state in lexical/
+#: 3: ranking state in ranking/, per-article sources, vectors.npy
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
+ARTICLES = "articles.jsonl"
+FILES = "files.jsonl"
+VECTORS = "vectors.npy"
+FAISS = "vectors.faiss"
 
 
 def default_index_dir() -> Path:
@@ -47,78 +61,103 @@ def default_index_dir() -> Path:
     return Path(env) if env else default_cache_dir() / "index"
 
 
-def corpus_fingerprint(articles: list[Article]) -> str:
-    """A hash of everything that can change suggestions: texts, subjects, links, flags."""
-    digest = hashlib.sha256()
-    for a in sorted(articles, key=lambda a: a.url):
-        content = text_hash("\x1f".join([a.title, a.question, a.answer, ",".join(a.keywords)]))
-        digest.update(json.dumps([a.url, a.id, a.subject, a.no_index, content, a.links]).encode())
-    return digest.hexdigest()[:16]
+# -- records -------------------------------------------------------------------------------
 
 
-def _article_record(a: Article, root: Path) -> dict[str, Any]:
-    try:
-        path = str(a.path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        path = str(a.path)
-    return {
+def _dumps(record: dict[str, Any]) -> str:
+    """One JSON line; ASCII escapes keep file names that are not UTF-8 (surrogates) intact."""
+    return json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+
+
+def article_record(a: Article, source: Source, root: Path) -> dict[str, Any]:
+    record = {
         "url": a.url, "id": a.id, "title": a.title, "question": a.question,
-        "subject": a.subject, "keywords": list(a.keywords), "path": path,
+        "subject": a.subject, "keywords": list(a.keywords), "path": relative_path(a.path, root),
         "no_index": a.no_index, "description": a.description, "date": a.date,
         "links": list(a.links), "curated": [vars(c) for c in a.curated],
+        "source": {"fingerprint": source.fingerprint, "mtime_ns": source.stamp.mtime_ns,
+                   "size": source.stamp.size},
     }
+    if source.subject != a.subject:
+        record["source"]["subject"] = source.subject
+    return record
 
 
-def _article_from_record(r: dict[str, Any]) -> Article:
-    return Article(
+def article_from_record(r: dict[str, Any]) -> tuple[Article, Source]:
+    article = Article(
         url=r["url"], id=r["id"], title=r["title"], question=r["question"], answer="",
         subject=r["subject"], keywords=tuple(r["keywords"]), path=Path(r["path"]),
         no_index=r["no_index"], description=r["description"], date=r["date"],
         curated=tuple(CuratedLink(**c) for c in r["curated"]), links=tuple(r["links"]))
+    s = r["source"]
+    return article, Source(s["fingerprint"], Stamp(s["mtime_ns"], s["size"]),
+                           s.get("subject", r["subject"]))
+
+
+# -- the stored index ----------------------------------------------------------------------
 
 
 @dataclass
 class Index:
-    """Everything needed to answer queries, in memory."""
+    """Articles (row order), their sources and vectors, and the manifest: what is stored.
+
+    Never changed once built: an update makes a new one, so a reader holding this
+    one is never disturbed.
+    """
 
     config: BuildConfig
+    root: Path  # the content folder it was built from
     articles: list[Article]
-    vectors: np.ndarray
-    neighbours: np.ndarray  # (n, m) int32 rows, best first, -1 padded
-    neighbour_scores: np.ndarray  # (n, m) float32
+    sources: list[Source]
+    search: VectorSearch
+    issues: list[FileIssue] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
-    lexical: Any = None  # recommender.lexical.LexicalIndex when the ranking uses it
-    faiss_index: Any = None
 
-    def __post_init__(self) -> None:
-        if self.faiss_index is None:
-            self.faiss_index = faiss.IndexFlatIP(self.vectors.shape[1])
-            self.faiss_index.add(self.vectors)
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.search.vectors
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.shape[1])
+        return self.search.dim
 
-    def save(self, directory: Path) -> None:
-        """Write to a temporary sibling, then rename it into place."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
-            faiss.write_index(self.faiss_index, str(tmp / "vectors.faiss"))
-            np.savez(tmp / "neighbours.npz", rows=self.neighbours, scores=self.neighbour_scores)
-            root = Path(self.manifest.get("corpus", {}).get("root", "."))
-            with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
-                for a in self.articles:
-                    f.write(json.dumps(_article_record(a, root), ensure_ascii=False) + "\n")
-            if self.lexical is not None:
-                self.lexical.save(tmp / "lexical")
-            (tmp / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
-            (tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
-            _swap_into_place(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    def write(self, directory: Path) -> None:
+        """Write the stored files into ``directory`` (a fresh one: see :func:`atomic_directory`)."""
+        with open(directory / ARTICLES, "w", encoding="ascii") as f:
+            for a, s in zip(self.articles, self.sources, strict=True):
+                f.write(_dumps(article_record(a, s, self.root)) + "\n")
+        with open(directory / FILES, "w", encoding="ascii") as f:
+            for issue in self.issues:
+                f.write(_dumps({"path": issue.path, "mtime_ns": issue.stamp.mtime_ns,
+                                "size": issue.stamp.size, "reason": issue.reason,
+                                "held": issue.held}) + "\n")
+        np.save(directory / VECTORS, self.vectors)
+        if self.config.vectors.index != "flat":
+            self.search.save(directory / FAISS)
+        (directory / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=True),
+                                      encoding="ascii")
+
+
+@contextmanager
+def atomic_directory(directory: Path) -> Iterator[Path]:
+    """A fresh temporary sibling of ``directory`` to write into; renamed into place at the end.
+
+    The old directory is replaced only once the new one is complete; on any error
+    (or an interrupt) the temporary one is removed and the old one stays.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        yield tmp
+        _swap_into_place(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _swap_into_place(new: Path, directory: Path) -> None:
@@ -133,12 +172,16 @@ def _swap_into_place(new: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> list[str]:
+# -- reading, checked ----------------------------------------------------------------------
+
+
+def differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> list[str]:
+    """What differs between two configurations (nested dicts), as readable lines."""
     out = []
     for key in sorted(set(expected) | set(found)):
         a, b = expected.get(key), found.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += differences(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: index has {b!r}, asked for {a!r}")
     return out
@@ -146,88 +189,134 @@ def _differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of the index at ``directory``. Raises :class:`IndexNotFound`."""
-    manifest_path = Path(directory) / MANIFEST
-    if not manifest_path.exists():
+    path = Path(directory) / MANIFEST
+    if not path.exists():
         raise IndexNotFound(f"no index at {directory} (no {MANIFEST}); run `recommender build`")
-    return json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IndexCorrupt(f"{path}: cannot be read: {error}") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"{path}: not a JSON object")
+    return manifest
 
 
-def load_index(directory: str | Path, expected: BuildConfig | None = None) -> Index:
-    """Load an index; with ``expected``, refuse one built with another configuration."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
+def check_manifest(directory: Path, manifest: dict[str, Any],
+                   expected: BuildConfig | None) -> BuildConfig:
+    """The index's configuration; refuses another format, or another configuration than
+    ``expected``, saying what differs."""
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(f"index at {directory} has format {manifest.get('format_version')},"
                             f" this version reads {FORMAT_VERSION}: rebuild it")
-    config = BuildConfig.model_validate(manifest["config"])
+    try:
+        config = BuildConfig.model_validate(manifest["config"])
+    except (KeyError, ValueError) as error:
+        raise IndexCorrupt(f"{directory / MANIFEST}: no valid configuration ({error})") from None
     if expected is not None:
-        diffs = _differences(expected.identity(), config.identity())
+        diffs = differences(expected.identity(), config.identity())
         if diffs:
             raise IndexMismatch(f"index at {directory} was built with another configuration: "
                                 + "; ".join(diffs) + " (rebuild it, or drop the option)")
-    with open(directory / "articles.jsonl", encoding="utf-8") as f:
-        articles = [_article_from_record(json.loads(line)) for line in f]
-    faiss_index = faiss.read_index(str(directory / "vectors.faiss"))
-    if faiss_index.ntotal != len(articles) or faiss_index.d != manifest["dim"]:
-        raise IndexMismatch(f"index at {directory} is inconsistent: {faiss_index.ntotal} vectors"
-                            f" of dimension {faiss_index.d} for {len(articles)} articles")
-    vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
-    with np.load(directory / "neighbours.npz") as npz:
-        rows, scores = npz["rows"], npz["scores"]
-    lexical = None
-    if (directory / "lexical").exists():
-        from recommender.lexical import LexicalIndex
-
-        lexical = LexicalIndex.load(directory / "lexical")
-    return Index(config, articles, vectors, rows, scores, manifest, lexical, faiss_index)
+    return config
 
 
-def build_index(
-    corpus: Corpus,
-    config: BuildConfig | None = None,
-    index_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    progress: bool = False,
-) -> Index:
-    """Embed (reusing cached vectors), index, precompute neighbours, and save if asked."""
-    from recommender.ranking import Ranker
-
-    config = config or BuildConfig()
-    started = time.perf_counter()
-    articles = corpus.articles
-    vectors, stats = embed_articles(articles, config, cache_dir, progress)
-    index = Index(config, articles, vectors, np.zeros((len(articles), 0), np.int32),
-                  np.zeros((len(articles), 0), np.float32))
-    ranker = Ranker.build(index, corpus)
-    index.neighbours, index.neighbour_scores = ranker.all_neighbours()
-    index.manifest = _manifest(corpus, config, index, stats, time.perf_counter() - started)
-    if index_dir is not None:
-        index.save(index_dir)
-    return index
+def load_array(path: Path) -> np.ndarray:
+    """A ``.npy`` array; any failure (missing, truncated, pickled) is :class:`IndexCorrupt`."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise IndexCorrupt(f"{path}: cannot be read: {error}") from None
 
 
-def _manifest(corpus: Corpus, config: BuildConfig, index: Index, stats: EmbeddingStats,
-              seconds: float) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": config.model,
-        "dim": index.dim,
-        "config": config.model_dump(mode="json"),
-        "corpus": {
-            "root": str(corpus.root.resolve()),
-            "fingerprint": corpus_fingerprint(corpus.articles),
-            "files": corpus.report.files,
-            "articles": len(corpus.articles),
-            "load_errors": len(corpus.report.errors),
-        },
-        "counts": {
-            "articles": len(index.articles),
-            "suggestable": sum(not a.no_index for a in index.articles),
-            "no_index": sum(a.no_index for a in index.articles),
-            "embedded": stats.embedded,
-            "from_cache": stats.cached,
-        },
-        "embedding": {"seconds": round(stats.seconds, 3), "rate_per_s": round(stats.rate, 2)},
-        "build_seconds": round(seconds, 3),
-        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` file, read now; a damaged file is :class:`IndexCorrupt`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise IndexCorrupt(f"{path}: cannot be read: {error}") from None
+
+
+def check_array(path: Path, name: str, array: np.ndarray, shape: tuple[int | None, ...],
+                kind: str, finite: bool = False, rows_below: int | None = None) -> np.ndarray:
+    """``array`` has ``shape`` (None: any length), a dtype of ``kind`` ('f', 'i'), finite
+    values if asked, and row numbers in ``-1 .. rows_below - 1``; else :class:`IndexCorrupt`.
+    """
+    where = f"{path}: {name}"
+    if array.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(array.shape, shape)):
+        want = "x".join("?" if s is None else str(s) for s in shape)
+        raise IndexCorrupt(f"{where} has shape {array.shape}, expected {want}"
+                           " (one row per article)")
+    if array.dtype.kind != kind:
+        raise IndexCorrupt(f"{where} has dtype {array.dtype}, expected a"
+                           f" {'float' if kind == 'f' else 'integer'} array")
+    if finite and not np.isfinite(array).all():
+        raise IndexCorrupt(f"{where} holds values that are not finite")
+    if rows_below is not None and array.size and (
+            array.min() < -1 or array.max() >= rows_below):
+        raise IndexCorrupt(f"{where} refers to rows outside 0..{rows_below - 1}")
+    return array
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    yield number, json.loads(line)
+                except ValueError as error:
+                    raise IndexCorrupt(f"{path}:{number}: not a JSON record ({error})") from None
+    except OSError as error:
+        raise IndexCorrupt(f"{path}: cannot be read: {error}") from None
+
+
+def read_index(directory: str | Path, expected: BuildConfig | None = None) -> Index:
+    """The stored part of the index at ``directory``, checked file by file.
+
+    Raises :class:`IndexNotFound`, :class:`IndexMismatch` (another format or
+    configuration than ``expected``) or :class:`IndexCorrupt`.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    config = check_manifest(directory, manifest, expected)
+    articles: list[Article] = []
+    sources: list[Source] = []
+    path = directory / ARTICLES
+    for number, record in _read_lines(path):
+        try:
+            article, source = article_from_record(record)
+        except (KeyError, TypeError, ValueError) as error:
+            raise IndexCorrupt(f"{path}:{number}: not an article record ({error!r})") from None
+        articles.append(article)
+        sources.append(source)
+    issues = []
+    if (directory / FILES).exists():
+        for number, r in _read_lines(directory / FILES):
+            try:
+                issues.append(FileIssue(r["path"], Stamp(r["mtime_ns"], r["size"]), r["reason"],
+                                        bool(r.get("held", False))))
+            except (KeyError, TypeError) as error:
+                raise IndexCorrupt(f"{directory / FILES}:{number}: not a file record"
+                                   f" ({error!r})") from None
+    n = len(articles)
+    if manifest.get("counts", {}).get("articles") not in (None, n):
+        raise IndexCorrupt(f"{path} holds {n} articles, the manifest says "
+                           f"{manifest['counts']['articles']}")
+    dim = manifest.get("dim")
+    vectors = check_array(directory / VECTORS, "vectors", load_array(directory / VECTORS),
+                          (n, dim), "f", finite=True)
+    if vectors.dtype != np.float32:
+        raise IndexCorrupt(f"{directory / VECTORS}: vectors are {vectors.dtype}, not float32")
+    faiss_index = None
+    if config.vectors.index != "flat":
+        try:
+            faiss_index = VectorSearch.read(directory / FAISS)
+        except RuntimeError as error:
+            raise IndexCorrupt(f"{directory / FAISS}: cannot be read: {error}") from None
+        if faiss_index.ntotal != n or faiss_index.d != vectors.shape[1]:
+            raise IndexCorrupt(f"{directory / FAISS} holds {faiss_index.ntotal} vectors of "
+                               f"dimension {faiss_index.d}, expected {n} of {vectors.shape[1]}")
+    search = VectorSearch(vectors, config.vectors, faiss_index)
+    root = Path(manifest.get("corpus", {}).get("root", "."))
+    return Index(config, root, articles, sources, search, issues, manifest)

@@ -1,140 +1,174 @@
-"""Sparse lexical signals: TF-IDF cosine over words, and over curated keyword phrases.
+"""Sparse lexical signals: TF-IDF over words of some fields, or over keyword phrases.
 
-All are cosines in [0, 1], like the dense signal, so a weighted sum of them is
-meaningful without per-query normalisation. The fitted vocabulary and IDF are
-saved as plain JSON and NumPy files (no pickles) inside the index directory.
+A signal is fitted once (vocabulary and IDF) and then *frozen*: an update
+transforms only the new or changed articles with the same vocabulary and IDF, so
+every other article's vector stays as it is, and so do the neighbour lists built
+on them. How far the frozen IDF has drifted from what a refit would give is
+measured (:meth:`SparseSignal.drift`) and reported; the pipeline refits past a
+threshold. A signal whose field is empty in every article cannot be fitted: it is
+switched off, and the reason is reported instead of a crash. An article without
+the field has a zero vector: zero similarity on that signal.
+
+Rows are L2-normalised, so products of rows are cosines in [0, 1]. Everything is
+saved as JSON and NumPy files (no pickles) and checked when read.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.corpus import Article
+from recommender.errors import IndexCorrupt
+from recommender.index import check_array, load_array
 from recommender.text import article_text
 
-if TYPE_CHECKING:
-    from recommender.ranking import LearnedModel
-
 KEYWORD_SEP = "\x1f"
+#: the sparse signals, their kind of text and the fields they read (lexical: configured)
+SPARSE_SIGNALS = {"lexical": "words", "description": "words", "keywords": "keywords"}
 
 
 def _split_keywords(text: str) -> list[str]:
     return [k for k in text.split(KEYWORD_SEP) if k]
 
 
-def _vectorizer(kind: str, vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
+def _vectorizer(kind: str, vocabulary: dict[str, int] | None = None,
+                every_term: bool = False) -> TfidfVectorizer:
     if kind == "keywords":
         return TfidfVectorizer(tokenizer=_split_keywords, token_pattern=None, lowercase=True,
                                sublinear_tf=True, vocabulary=vocabulary, dtype=np.float32)
+    if every_term:
+        return TfidfVectorizer(sublinear_tf=True, vocabulary=vocabulary, dtype=np.float32)
     return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2, max_df=0.5,
                            vocabulary=vocabulary, dtype=np.float32)
 
 
+def document(article: Article, kind: str, fields: Sequence[str]) -> str:
+    """The text one signal reads of an article."""
+    if kind == "keywords":
+        return KEYWORD_SEP.join(article.keywords)
+    return article_text(article, tuple(fields))
+
+
+class SignalOff(ValueError):
+    """A signal cannot be fitted because its field is empty in every article."""
+
+
 class SparseSignal:
-    """TF-IDF vectors of every article for one kind of text, and the fitted vectorizer."""
+    """A fitted, frozen TF-IDF vectorizer for one kind of text (no article vectors)."""
 
     def __init__(self, kind: str, fields: Sequence[str], vectorizer: TfidfVectorizer,
-                 matrix: sp.csr_matrix):
+                 every_term: bool = False):
         self.kind, self.fields = kind, tuple(fields)
-        self.vectorizer, self.matrix = vectorizer, matrix.astype(np.float32).tocsr()
+        self.vectorizer = vectorizer
+        self.every_term = every_term  # the corpus was too small to prune rare/common terms
 
-    @staticmethod
-    def document(article: Article, kind: str, fields: Sequence[str]) -> str:
-        if kind == "keywords":
-            return KEYWORD_SEP.join(article.keywords)
-        return article_text(article, tuple(fields))
+    @property
+    def vocabulary_size(self) -> int:
+        vocabulary = getattr(self.vectorizer, "vocabulary_", None)
+        return len(vocabulary if vocabulary is not None else self.vectorizer.vocabulary)
+
+    def documents(self, articles: Sequence[Article]) -> list[str]:
+        return [document(a, self.kind, self.fields) for a in articles]
 
     @classmethod
-    def fit(cls, articles: Sequence[Article], kind: str, fields: Sequence[str]) -> SparseSignal:
-        docs = [cls.document(a, kind, fields) for a in articles]
-        vectorizer = _vectorizer(kind)
-        try:
-            matrix = vectorizer.fit_transform(docs)
-        except ValueError:  # empty vocabulary (tiny corpus): fall back to keeping every term
-            vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-            matrix = vectorizer.fit_transform(docs)
-        return cls(kind, fields, vectorizer, matrix)
+    def fit(cls, articles: Sequence[Article], kind: str, fields: Sequence[str]
+            ) -> tuple[SparseSignal, sp.csr_matrix]:
+        """Fit on ``articles`` and return the signal with their (n, vocabulary) matrix.
+
+        Raises :class:`SignalOff` when no article has any term in the field.
+        """
+        docs = [document(a, kind, fields) for a in articles]
+        for every_term in (False, True):  # a tiny corpus may lose every term to pruning
+            if every_term and kind == "keywords":
+                break
+            vectorizer = _vectorizer(kind, every_term=every_term)
+            try:
+                matrix = vectorizer.fit_transform(docs)
+            except ValueError:  # scikit-learn: "empty vocabulary"
+                continue
+            return cls(kind, fields, vectorizer, every_term), _csr(matrix)
+        what = "keyword phrases" if kind == "keywords" else "+".join(fields)
+        raise SignalOff(f"no article has any {what}")
+
+    def transform(self, articles: Sequence[Article]) -> sp.csr_matrix:
+        """Rows of ``articles`` under the frozen vocabulary and IDF (unknown terms dropped)."""
+        if not articles:
+            return sp.csr_matrix((0, self.vocabulary_size), dtype=np.float32)
+        return _csr(self.vectorizer.transform(self.documents(articles)))
 
     def transform_text(self, text: str) -> sp.csr_matrix:
         """Vector of free text; keyword signals read no free text and give an empty vector."""
         if self.kind == "keywords":
-            return sp.csr_matrix((1, self.matrix.shape[1]), dtype=np.float32)
-        return self.vectorizer.transform([text]).astype(np.float32)
+            return sp.csr_matrix((1, self.vocabulary_size), dtype=np.float32)
+        return _csr(self.vectorizer.transform([text]))
 
-    def save(self, directory: Path) -> None:
+    def drift(self, matrix: sp.csr_matrix) -> float:
+        """How far the frozen IDF is from the IDF of the articles now in ``matrix``.
+
+        The mean relative change of a term's IDF, weighted by its document
+        frequency now (terms that are used weigh most); 0 right after a fit.
+        Terms a refit would add to the vocabulary are not seen (they are dropped by
+        the frozen vocabulary), which is why the pipeline also counts changed
+        articles.
+        """
+        n = matrix.shape[0]
+        df = np.bincount(matrix.indices, minlength=self.vocabulary_size).astype(np.float64)
+        if n == 0 or df.sum() == 0:
+            return 0.0
+        idf_now = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        idf_fit = np.asarray(self.vectorizer.idf_, dtype=np.float64)
+        return float((df * np.abs(idf_now - idf_fit) / idf_fit).sum() / df.sum())
+
+    # -- storage -------------------------------------------------------------------------
+
+    def save(self, directory: Path, matrix: sp.csr_matrix) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         vocab = {t: int(i) for t, i in self.vectorizer.vocabulary_.items()}
-        meta = {"kind": self.kind, "fields": list(self.fields), "vocabulary": vocab}
+        meta = {"kind": self.kind, "fields": list(self.fields), "every_term": self.every_term,
+                "vocabulary": vocab}
         (directory / "vectorizer.json").write_text(json.dumps(meta), encoding="utf-8")
-        np.save(directory / "idf.npy", self.vectorizer.idf_)
-        sp.save_npz(directory / "matrix.npz", self.matrix)
+        np.save(directory / "idf.npy", np.asarray(self.vectorizer.idf_))
+        sp.save_npz(directory / "matrix.npz", matrix, compressed=False)
 
     @classmethod
-    def load(cls, directory: Path) -> SparseSignal:
-        meta = json.loads((directory / "vectorizer.json").read_text(encoding="utf-8"))
-        vectorizer = _vectorizer(meta["kind"], meta["vocabulary"])
-        vectorizer.idf_ = np.load(directory / "idf.npy")
-        return cls(meta["kind"], meta["fields"], vectorizer, sp.load_npz(directory / "matrix.npz"))
+    def load(cls, directory: Path, n_articles: int) -> tuple[SparseSignal, sp.csr_matrix]:
+        """The signal and its matrix, checked: one row per article, finite, in range."""
+        path = directory / "vectorizer.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            vocab = {str(t): int(i) for t, i in meta["vocabulary"].items()}
+            kind, fields = meta["kind"], meta["fields"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise IndexCorrupt(f"{path}: cannot be read: {error!r}") from None
+        if sorted(vocab.values()) != list(range(len(vocab))):
+            raise IndexCorrupt(f"{path}: the vocabulary's term numbers are not 0..{len(vocab) - 1}")
+        idf = check_array(directory / "idf.npy", "idf", load_array(directory / "idf.npy"),
+                          (len(vocab),), "f", finite=True)
+        vectorizer = _vectorizer(kind, vocab, meta.get("every_term", False))
+        vectorizer.idf_ = idf
+        matrix_path = directory / "matrix.npz"
+        try:
+            matrix = _csr(sp.load_npz(matrix_path))
+            matrix.check_format(full_check=True)
+        except (OSError, ValueError, EOFError, KeyError, IndexError) as error:
+            raise IndexCorrupt(f"{matrix_path}: cannot be read: {error}") from None
+        if matrix.shape != (n_articles, len(vocab)):
+            raise IndexCorrupt(f"{matrix_path}: matrix has shape {matrix.shape}, expected "
+                               f"{n_articles}x{len(vocab)} (one row per article)")
+        if not np.isfinite(matrix.data).all():
+            raise IndexCorrupt(f"{matrix_path}: matrix holds values that are not finite")
+        return cls(kind, fields, vectorizer, meta.get("every_term", False)), matrix
 
 
-@dataclass
-class NeighbourLists:
-    """Each article's nearest articles under one signal: (n, depth) rows and cosines."""
-
-    rows: np.ndarray  # int32, best first
-    scores: np.ndarray  # float32
-
-
-class LexicalIndex:
-    """The ranking state of one index beyond the vectors.
-
-    The sparse signals by name (``lexical``, ``description``, ``keywords``), and for
-    the learned ranker each signal's neighbour lists and the model's parameters,
-    all saved as JSON / NumPy files: ``<name>/`` per sparse signal,
-    ``neighbour_lists.npz`` and ``ranker.json``.
-    """
-
-    def __init__(self, signals: dict[str, SparseSignal],
-                 neighbours: dict[str, NeighbourLists] | None = None,
-                 model: LearnedModel | None = None):
-        self.signals = signals
-        self.neighbours: dict[str, NeighbourLists] = neighbours or {}
-        self.model = model
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, signal in self.signals.items():
-            signal.save(directory / name)
-        if self.neighbours:
-            arrays = {}
-            for name, lists in self.neighbours.items():
-                arrays[f"{name}.rows"], arrays[f"{name}.scores"] = lists.rows, lists.scores
-            np.savez(directory / "neighbour_lists.npz", **arrays)
-        if self.model is not None:
-            self.model.save(directory / "ranker.json")
-
-    @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
-        signals = {d.name: SparseSignal.load(d) for d in sorted(directory.iterdir())
-                   if d.is_dir() and (d / "vectorizer.json").exists()}
-        neighbours: dict[str, NeighbourLists] = {}
-        if (directory / "neighbour_lists.npz").exists():
-            with np.load(directory / "neighbour_lists.npz") as npz:
-                for key in npz.files:
-                    name, part = key.rsplit(".", 1)
-                    if part == "rows":
-                        neighbours[name] = NeighbourLists(npz[key], npz[f"{name}.scores"])
-        model = None
-        if (directory / "ranker.json").exists():
-            from recommender.ranking import LearnedModel
-
-            model = LearnedModel.load(directory / "ranker.json")
-        return cls(signals, neighbours, model)
+def _csr(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Canonical float32 CSR (sorted indices), which makes row products reproducible."""
+    m = sp.csr_matrix(matrix, dtype=np.float32)
+    m.sum_duplicates()
+    m.sort_indices()
+    return m

@@ -1,4 +1,4 @@
-"""Score every candidate article for a query from several content similarity signals.
+"""Score candidate articles for a query from several content similarity signals.
 
 Signals are cosines: ``dense`` (embeddings of the index's model), ``lexical``
 (TF-IDF over words of ``lexical_fields``), ``description`` (TF-IDF over the SEO
@@ -9,16 +9,22 @@ Two ways of combining them (:class:`~recommender.config.RankingConfig` ``method`
 ``fused``
     the weighted sum of the raw cosines, scored against every article.
 ``learned`` (the default)
-    a re-ranker. Each signal proposes its ``pool`` best articles; every proposed
-    candidate gets features that look beyond one raw cosine: per-query normalised
-    scores (z-score and gap to the query's 10th neighbour), the candidate's rank in
-    the query's list and the *query's* rank in the candidate's list (mutual
-    neighbours: the articles written from one source cluster tightly), the same
-    normalisations from the candidate's side (which tames hubs), a 2-hop score
-    (neighbours of neighbours) and whether the subjects match. A small model fitted
-    on curated links (gradient-boosted trees or a logistic regression, stored as
-    plain JSON) turns the features into a score; articles no signal proposed score
+    a re-ranker. Each signal proposes its ``pool`` best articles (from the
+    neighbour lists of the ranking state); every proposed candidate gets features
+    that look beyond one raw cosine: per-query normalised scores (z-score and gap
+    to the query's 10th neighbour), the candidate's rank in the query's list and
+    the *query's* rank in the candidate's list (mutual neighbours: the articles
+    written from one source cluster tightly), the same normalisations from the
+    candidate's side (which tames hubs), a 2-hop score (neighbours of neighbours)
+    and whether the subjects match. A small model (:mod:`recommender.learned`)
+    turns the features into a score; without one, the score is the unsupervised
+    blend: the sum of the candidate's cosines. Articles no signal proposed score
     ``-inf``.
+
+Features read *other* articles' lists (the candidate's side, 2-hop), so after an
+update that patches only some lists (:mod:`recommender.neighbours`) an untouched
+article's suggestions can differ slightly from a fresh build's; the update
+benchmark measures by how much.
 
 No feature is derived from id, date, file order or publication batch, on purpose:
 such signals raise the metric (links were made batch by batch) without making
@@ -28,174 +34,32 @@ evaluation fits the model with folds grouped by publication batch.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.config import RankingConfig
-from recommender.corpus import Corpus, subject_key
+from recommender.corpus import subject_key
 from recommender.index import Index
-from recommender.lexical import LexicalIndex, NeighbourLists, SparseSignal
+from recommender.learned import (  # noqa: F401  (re-exported: the model's home before)
+    SIGNALS,
+    TWO_HOP,
+    LearnedModel,
+    feature_names,
+    fit_model,
+    resolve_model_path,
+)
+from recommender.ranking_state import NeighbourLists, RankingState, best_neighbours, top_columns
+from recommender.vectors import pair_scores
 
-#: how many ranked candidates are precomputed per article at build time
-NEIGHBOURS = 100
 _BLOCK = 512
-#: the repository's models folder (shipped learned-ranker parameters live in models/ranker/)
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-#: signals in feature order; those with weight 0 in the configuration are left out
-SIGNALS = ("lexical", "description", "keywords", "dense")
-#: signals that also get a 2-hop (neighbours of neighbours) feature
-TWO_HOP = ("lexical", "dense")
-_PER_SIGNAL = ("cos", "rank_q", "rank_c", "z_q", "z_c", "gap_q", "gap_c")
 _HOP_FROM = 10  # 2-hop: through the query's 10 nearest neighbours
 #: calls of scores_for_rows with at most this many rows score every article (see there)
 _FILL_ROWS = 4
-
-
-def feature_names(signals: Sequence[str]) -> list[str]:
-    """Names of the learned ranker's features for the given active signals, in order."""
-    names = [f"{s}_{f}" for s in signals for f in _PER_SIGNAL]
-    names += [f"{s}_2hop" for s in signals if s in TWO_HOP]
-    return names + ["same_subject", "n_signals"]
-
-
-# -- learned model ---------------------------------------------------------------------------
-
-
-@dataclass
-class LearnedModel:
-    """Parameters of the re-ranker: a logistic regression or an ensemble of trees.
-
-    Stored as JSON (no pickle). Trees use scikit-learn's convention: go left when
-    ``x[feature] <= threshold``; the score is ``baseline + sum of leaf values``.
-    """
-
-    features: list[str]
-    kind: str  # "logistic" | "trees"
-    params: dict[str, Any]
-    note: str = ""
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """Raw (log-odds) scores of feature rows ``x`` (n, len(features))."""
-        x = np.asarray(x, dtype=np.float64)
-        if self.kind == "logistic":
-            mean = np.asarray(self.params["mean"])
-            scale = np.asarray(self.params["scale"])
-            coef = np.asarray(self.params["coef"])
-            return ((x - mean) / scale) @ coef + float(self.params["intercept"])
-        if self.kind == "trees":
-            return self._trees(x)
-        raise ValueError(f"unknown learned model kind {self.kind!r}")
-
-    def _trees(self, x: np.ndarray) -> np.ndarray:
-        p = self.params
-        if "_arrays" not in p:  # padded (trees, nodes) arrays, built once
-            trees = p["trees"]
-            width = max(len(t["feature"]) for t in trees)
-            arrays = {}
-            for key, dtype in (("feature", np.int64), ("threshold", np.float64),
-                               ("left", np.int64), ("right", np.int64),
-                               ("leaf", bool), ("value", np.float64)):
-                a = np.zeros((len(trees), width), dtype=dtype)
-                for i, t in enumerate(trees):
-                    a[i, : len(t[key])] = t[key]
-                arrays[key] = a
-            arrays["depth"] = int(max(t["depth"] for t in trees))
-            p["_arrays"] = arrays
-        a = p["_arrays"]
-        n_trees = a["feature"].shape[0]
-        out = np.full(len(x), float(p["baseline"]))
-        tree_ix = np.arange(n_trees)[None, :]
-        for start in range(0, len(x), 20000):
-            xb = x[start : start + 20000]
-            node = np.zeros((len(xb), n_trees), dtype=np.int64)
-            rows = np.arange(len(xb))[:, None]
-            for _ in range(a["depth"] + 1):
-                leaf = a["leaf"][tree_ix, node]
-                if leaf.all():
-                    break
-                f = a["feature"][tree_ix, node]
-                go_left = xb[rows, f] <= a["threshold"][tree_ix, node]
-                nxt = np.where(go_left, a["left"][tree_ix, node], a["right"][tree_ix, node])
-                node = np.where(leaf, node, nxt)
-            out[start : start + 20000] += a["value"][tree_ix, node].sum(axis=1)
-        return out
-
-    def to_json(self) -> str:
-        params = {k: v for k, v in self.params.items() if not k.startswith("_")}
-        return json.dumps({"kind": self.kind, "features": self.features, "note": self.note,
-                           "params": params})
-
-    @classmethod
-    def from_json(cls, text: str) -> LearnedModel:
-        data = json.loads(text)
-        return cls(list(data["features"]), data["kind"], data["params"], data.get("note", ""))
-
-    @classmethod
-    def load(cls, path: str | Path) -> LearnedModel:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(self.to_json(), encoding="utf-8")
-
-
-def resolve_model_path(name: str) -> Path:
-    """``default`` or another bare name = ``models/ranker/<name>.json``; else a file path."""
-    path = Path(name).expanduser()
-    if path.suffix == ".json" or path.is_absolute() or len(path.parts) > 1:
-        return path
-    return MODELS_DIR / "ranker" / f"{name}.json"
-
-
-def fit_model(x: np.ndarray, y: np.ndarray, features: list[str], kind: str = "logistic",
-              seed: int = 0, note: str = "") -> LearnedModel:
-    """Fit the re-ranker on candidate feature rows ``x`` and 0/1 labels ``y``.
-
-    ``trees``: scikit-learn's HistGradientBoostingClassifier, exported node by node;
-    ``logistic``: a standardised logistic regression.
-    """
-    y = np.asarray(y, dtype=np.int64)
-    if kind == "logistic" or len(np.unique(y)) < 2:
-        from sklearn.linear_model import LogisticRegression
-
-        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-        if len(np.unique(y)) < 2:  # nothing to learn from: fall back to the raw cosines
-            coef = np.array([1.0 if f.endswith("_cos") else 0.0 for f in features]) * scale
-            return LearnedModel(features, "logistic", {
-                "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(),
-                "intercept": 0.0}, note or "no positive labels: sum of cosines")
-        lr = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y)
-        return LearnedModel(features, "logistic", {
-            "mean": mean.tolist(), "scale": scale.tolist(), "coef": lr.coef_[0].tolist(),
-            "intercept": float(lr.intercept_[0])}, note)
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31,
-                                         min_samples_leaf=40, random_state=seed)
-    clf.fit(x, y)
-    trees = []
-    for (predictor,) in clf._predictors:
-        nodes = predictor.nodes
-        trees.append({
-            "feature": nodes["feature_idx"].tolist(),
-            "threshold": nodes["num_threshold"].tolist(),
-            "left": nodes["left"].astype(np.int64).tolist(),
-            "right": nodes["right"].astype(np.int64).tolist(),
-            "leaf": nodes["is_leaf"].astype(bool).tolist(),
-            "value": nodes["value"].tolist(),
-            "depth": int(nodes["depth"].max()),
-        })
-    return LearnedModel(features, "trees", {
-        "baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}, note)
-
-
-# -- candidate features ----------------------------------------------------------------------
+#: FAISS is asked for this many more candidates than a list keeps (self, no_index, ties)
+SEARCH_SLACK = 16
 
 
 @dataclass
@@ -207,71 +71,37 @@ class Candidates:
     features: np.ndarray  # (m, n_features) float32
 
 
-class Ranker:
-    """Scores of all articles against article rows or free text."""
+_UNSET = object()
 
-    def __init__(self, index: Index):
-        self.index = index
+
+class Ranker:
+    """Scores of articles against article rows or free text, from an index and its state.
+
+    ``model`` overrides the state's learned model (the evaluation passes one
+    fitted on training folds); it must have the state's features.
+    """
+
+    def __init__(self, index: Index, state: RankingState, model: object = _UNSET):
+        self.index, self.state = index, state
         self.config: RankingConfig = index.config.ranking
+        self.n = len(index.articles)
         self.excluded = np.array([a.no_index for a in index.articles], dtype=bool)
         self.subject = np.array([hash(subject_key(a.subject)) for a in index.articles])
         self.learned = self.config.method == "learned"
-        self.signals = [s for s in SIGNALS if getattr(self.config, s) > 0]
-        lexical = index.lexical
-        self.lists: dict[str, NeighbourLists] = lexical.neighbours if lexical else {}
-        self.model: LearnedModel | None = lexical.model if lexical else None
+        self.signals = list(state.active)
+        self.lists: dict[str, NeighbourLists] = state.lists
+        self.model: LearnedModel | None = state.model if model is _UNSET else model  # type: ignore[assignment]
+        self.check_model()
         self._two_hop: dict[str, sp.csr_matrix] = {}
         self._transposed: dict[str, sp.csr_matrix] = {}
 
-    @classmethod
-    def build(cls, index: Index, corpus: Corpus, model: LearnedModel | None = None,
-              reuse: LexicalIndex | None = None, reuse_dense: bool = False) -> Ranker:
-        """Fit the sparse signals, and for the learned method the neighbour lists and model.
-
-        ``model`` overrides the configuration's ``model`` file (the evaluation passes
-        a model fitted on training folds only). ``reuse``: the state of another
-        ranker over the same corpus, whose sparse signals (same fields) and their
-        neighbour lists (same depth) are taken instead of refitted; its dense lists
-        too with ``reuse_dense`` (same vectors). For comparing configurations.
-        """
-        cfg = index.config.ranking
-        wanted = {"lexical": ("words", cfg.lexical_fields),
-                  "description": ("words", ("description",)), "keywords": ("keywords", ())}
-        signals: dict[str, SparseSignal] = {}
-        lists: dict[str, NeighbourLists] = {}
-        for name, (kind, fields) in wanted.items():
-            if getattr(cfg, name) <= 0:
-                continue
-            old = reuse.signals.get(name) if reuse is not None else None
-            if old is not None and old.fields == tuple(fields):
-                signals[name] = old
-                if reuse is not None and name in reuse.neighbours:
-                    lists[name] = reuse.neighbours[name]
-            else:
-                signals[name] = SparseSignal.fit(corpus.articles, kind, fields)
-        if reuse_dense and reuse is not None and "dense" in reuse.neighbours:
-            lists["dense"] = reuse.neighbours["dense"]
-        index.lexical = LexicalIndex(signals)
-        ranker = cls(index)
-        if ranker.learned:
-            lists = {k: v for k, v in lists.items() if v.rows.shape[1] == cfg.depth}
-            index.lexical.neighbours = ranker.compute_lists(lists)
-            if model is None and cfg.model is not None:
-                path = resolve_model_path(cfg.model)
-                if path.exists():
-                    model = LearnedModel.load(path)
-            index.lexical.model = model
-            ranker = cls(index)
-            ranker.check_model()
-        return ranker
-
     def with_model(self, model: LearnedModel | None) -> Ranker:
         """This ranker with other learned parameters (same index, lists and signals)."""
-        if self.index.lexical is not None:
-            self.index.lexical.model = model
-        self.model = model
-        self.check_model()
-        return self
+        other = Ranker.__new__(Ranker)
+        other.__dict__.update(self.__dict__)
+        other.model = model
+        other.check_model()
+        return other
 
     def check_model(self) -> None:
         if self.model is not None and self.model.features != feature_names(self.signals):
@@ -281,86 +111,74 @@ class Ranker:
 
     # -- raw signals ---------------------------------------------------------------------------
 
-    def _sparse(self, name: str) -> SparseSignal:
-        assert self.index.lexical is not None
-        return self.index.lexical.signals[name]
+    def matrix(self, name: str) -> sp.csr_matrix:
+        return self.state.matrices[name]
+
+    def transposed(self, name: str) -> sp.csr_matrix:
+        """The signal's matrix transposed, as CSR (scipy would convert a csc .T each call)."""
+        if name not in self._transposed:
+            self._transposed[name] = sp.csr_matrix(self.matrix(name).T)
+        return self._transposed[name]
 
     def signal_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
         """(len(rows), n) cosines of one signal."""
         if name == "dense":
             v = self.index.vectors
             return np.asarray(v[rows] @ v.T, dtype=np.float32)
-        m = self._sparse(name).matrix
-        if name not in self._transposed:  # csr @ csr: scipy would convert a csc .T each call
-            self._transposed[name] = sp.csr_matrix(m.T)
-        return (m[rows] @ self._transposed[name]).toarray().astype(np.float32)
+        return (self.matrix(name)[rows] @ self.transposed(name)).toarray().astype(np.float32)
+
+    def signal_block(self, name: str, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """(len(rows), len(columns)) cosines, computed as the neighbour lists compute them."""
+        if name == "dense":
+            left = np.repeat(np.asarray(rows, np.int64), len(columns))
+            right = np.tile(np.asarray(columns, np.int64), len(rows))
+            return pair_scores(self.index.vectors, left, right).reshape(len(rows), len(columns))
+        m = self.matrix(name)
+        return (m[rows] @ sp.csr_matrix(m[columns].T)).toarray().astype(np.float32)
 
     def signal_text(self, name: str, text: str, vector: np.ndarray) -> np.ndarray:
         """(n,) cosines of one signal against free text (keywords: all zero)."""
         if name == "dense":
             return np.asarray(self.index.vectors @ vector.astype(np.float32), dtype=np.float32)
-        s = self._sparse(name)
-        return (s.matrix @ s.transform_text(text).T).toarray().ravel().astype(np.float32)
+        signal = self.state.signals[name]
+        return (self.matrix(name) @ signal.transform_text(text).T).toarray().ravel().astype(
+            np.float32)
 
-    def _fused_signals(self) -> Iterator[tuple[float, str]]:
-        for name in self.signals:
-            if name == "dense" or (self.index.lexical and name in self.index.lexical.signals):
-                yield getattr(self.config, name), name
-
-    # -- neighbour lists (learned method) ---------------------------------------------------
-
-    def compute_lists(self, known: dict[str, NeighbourLists] | None = None
-                      ) -> dict[str, NeighbourLists]:
-        """Every article's ``depth`` nearest articles under each signal (build time).
-
-        Lists in ``known`` are kept as they are.
-        """
-        n, depth = len(self.index.articles), self.config.depth
-        out: dict[str, NeighbourLists] = dict(known or {})
-        for name in self.signals:
-            if name in out:
-                continue
-            rows = np.zeros((n, depth), np.int32)
-            scores = np.zeros((n, depth), np.float32)
-            for start in range(0, n, _BLOCK):
-                block = np.arange(start, min(start + _BLOCK, n))
-                cos = self._mask(self.signal_rows(name, block), block)
-                rows[block], scores[block] = top_k(cos, depth, pad=True)
-            out[name] = NeighbourLists(rows, scores)
-        return out
-
-    def _mask(self, cos: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-        cos = cos.copy()
-        cos[:, self.excluded] = -1.0
-        if rows is not None:
-            cos[np.arange(len(rows)), rows] = -1.0
-        return cos
-
-    def _hop_matrix(self, name: str) -> sp.csr_matrix:
-        if name not in self._two_hop:
-            lists = self.lists[name]
-            n, depth = lists.rows.shape
-            self._two_hop[name] = sp.csr_matrix(
-                (np.maximum(lists.scores, 0).ravel(),
-                 (np.repeat(np.arange(n), depth), lists.rows.ravel())), shape=(n, n))
-        return self._two_hop[name]
-
-    def _tops_from_cosines(self, cos: dict[str, np.ndarray], rows: np.ndarray | None
-                           ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        depth = self.config.depth
-        return {name: top_k(self._mask(c, rows), depth, pad=True) for name, c in cos.items()}
-
-    def _pair_cosines(self, name: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def pair_cosines(self, name: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Cosines of article pairs (``left[i]``, ``right[i]``) under one signal."""
         if name == "dense":
-            v = self.index.vectors
-            return np.einsum("ij,ij->i", v[left], v[right]).astype(np.float32)
-        m = self._sparse(name).matrix
+            return pair_scores(self.index.vectors, left, right)
+        m = self.matrix(name)
         out = np.zeros(len(left), np.float32)
         for start in range(0, len(left), 100_000):
             sl = slice(start, start + 100_000)
             out[sl] = np.asarray(m[left[sl]].multiply(m[right[sl]]).sum(axis=1)).ravel()
         return out
+
+    def _fused_signals(self) -> Iterator[tuple[float, str]]:
+        for name in self.signals:
+            yield getattr(self.config, name), name
+
+    def mask(self, cos: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """Cosine rows with no_index articles and each row's own article at -inf."""
+        cos = cos.copy()
+        cos[:, self.excluded] = -np.inf
+        if rows is not None:
+            cos[np.arange(len(rows)), rows] = -np.inf
+        return cos
+
+    # -- learned features ----------------------------------------------------------------------
+
+    def _hop_matrix(self, name: str) -> sp.csr_matrix:
+        if name not in self._two_hop:
+            lists = self.lists[name]
+            n, depth = lists.rows.shape
+            valid = lists.rows.ravel() >= 0
+            self._two_hop[name] = sp.csr_matrix(
+                (lists.scores.ravel()[valid],
+                 (np.repeat(np.arange(n), depth)[valid], lists.rows.ravel()[valid])),
+                shape=(n, n))
+        return self._two_hop[name]
 
     def _has_lists(self) -> bool:
         return all(name in self.lists for name in self.signals)
@@ -373,8 +191,7 @@ class Ranker:
         """
         rows = np.asarray(rows, dtype=np.int64)
         if not self._has_lists():
-            cos = {name: self.signal_rows(name, rows) for name in self.signals}
-            return self.candidates(self._tops_from_cosines(cos, rows), cos, rows)
+            raise ValueError("the learned ranking needs the neighbour lists of every signal")
         tops = {name: (self.lists[name].rows[rows], self.lists[name].scores[rows])
                 for name in self.signals}
         return self.candidates(tops, None, rows)
@@ -383,21 +200,28 @@ class Ranker:
                    cos: dict[str, np.ndarray] | None, rows: np.ndarray | None) -> Candidates:
         """Candidates and features for a batch of queries.
 
-        ``tops[name]`` are the queries' ``depth`` nearest rows and cosines under
-        each active signal; ``cos[name]``, when given, their full (b, n) cosine rows
-        (free text); otherwise candidates' cosines are computed pair by pair from
-        the query ``rows``, which are never candidates themselves.
+        ``tops[name]`` are the queries' ``depth`` nearest rows (-1: nobody) and
+        cosines under each active signal; ``cos[name]``, when given, their full
+        (b, n) cosine rows (free text); otherwise candidates' cosines are computed
+        pair by pair from the query ``rows``, which are never candidates themselves.
+        Candidates come in (query, row) order.
         """
         cfg = self.config
         depth, pool = cfg.depth, min(cfg.pool, cfg.depth)
+        n = self.n
         b = next(iter(tops.values()))[0].shape[0]
-        member = np.zeros((b, len(self.index.articles)), dtype=bool)
+        keys = []
         for top, _ in tops.values():
-            np.put_along_axis(member, top[:, :pool].astype(np.int64), True, axis=1)
-        member[:, self.excluded] = False
+            proposed = top[:, :pool].astype(np.int64)
+            q = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], proposed.shape)
+            valid = proposed >= 0
+            keys.append(q[valid] * n + proposed[valid])
+        key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        query, row = key // n, key % n
+        keep = ~self.excluded[row]
         if rows is not None:
-            member[np.arange(b), rows] = False
-        query, row = np.nonzero(member)
+            keep &= row != rows[query]
+        query, row, key = query[keep], row[keep], key[keep]
         if len(query) == 0:  # e.g. a one-article corpus
             return Candidates(query, row, np.zeros((0, len(feature_names(self.signals))),
                                                    np.float32))
@@ -405,31 +229,36 @@ class Ranker:
         in_list = np.zeros(len(query), np.float32)
         for name in self.signals:
             top, top_scores = tops[name]
+            pos_q = _positions(top, key, n, depth)
+            listed = pos_q < depth
             if cos is not None:
                 value = cos[name][query, row]
-            else:
+            else:  # a listed candidate's cosine is in the list; only the others are computed
                 assert rows is not None
-                value = self._pair_cosines(name, rows[query], row)
-            position = np.full((b, member.shape[1]), depth, dtype=np.int32)
-            np.put_along_axis(position, top.astype(np.int64),
-                              np.broadcast_to(np.arange(depth, dtype=np.int32), top.shape), axis=1)
-            pos_q = position[query, row]
-            in_list += pos_q < depth
+                value = np.empty(len(query), np.float32)
+                value[listed] = top_scores[query[listed], pos_q[listed]]
+                unlisted = ~listed
+                value[unlisted] = self.pair_cosines(name, rows[query[unlisted]], row[unlisted])
+            in_list += listed
             own = self.lists[name].scores[row]  # the candidate's own neighbour scores
             pos_c = (own > value[:, None]).sum(axis=1)
             q_scores = top_scores[query]
+            tenth = min(9, depth - 1)
             feats += [value, 1.0 / (1.0 + pos_q), 1.0 / (1.0 + pos_c),
                       (value - q_scores.mean(1)) / (q_scores.std(1) + 1e-6),
                       (value - own.mean(1)) / (own.std(1) + 1e-6),
-                      value - q_scores[:, min(9, depth - 1)], value - own[:, min(9, depth - 1)]]
+                      value - q_scores[:, tenth], value - own[:, tenth]]
         for name in self.signals:
             if name not in TWO_HOP:
                 continue
             top, top_scores = tops[name]
             k = min(_HOP_FROM, depth)
-            first = sp.csr_matrix((np.maximum(top_scores[:, :k], 0).ravel(),
-                                   (np.repeat(np.arange(b), k), top[:, :k].ravel())),
-                                  shape=(b, member.shape[1]))
+            first_rows = top[:, :k].astype(np.int64)
+            valid = first_rows >= 0
+            first = sp.csr_matrix(
+                (np.maximum(top_scores[:, :k], 0)[valid],
+                 (np.broadcast_to(np.arange(b)[:, None], first_rows.shape)[valid],
+                  first_rows[valid])), shape=(b, n))
             hop = (first @ self._hop_matrix(name)).tocsr()
             feats.append(np.asarray(hop[query, row]).ravel())
         if rows is not None:
@@ -439,16 +268,74 @@ class Ranker:
         feats += [same.astype(np.float32), in_list]
         return Candidates(query, row, np.stack(feats, axis=1).astype(np.float32))
 
-    def _learned_scores(self, cands: Candidates, b: int) -> np.ndarray:
-        out = np.full((b, len(self.index.articles)), -np.inf, dtype=np.float64)
-        if self.model is None:  # no parameters: sum of the cosines, over candidates only
+    def candidate_scores(self, cands: Candidates) -> np.ndarray:
+        """The learned model's score of each candidate, or the blend: the sum of its cosines."""
+        if self.model is None:
             names = feature_names(self.signals)
             cols = [i for i, f in enumerate(names) if f.endswith("_cos")]
-            value = cands.features[:, cols].sum(axis=1)
-        else:
-            value = self.model.score(cands.features)
-        out[cands.query, cands.row] = value
+            return cands.features[:, cols].sum(axis=1).astype(np.float64)
+        return self.model.score(cands.features)
+
+    def _learned_scores(self, cands: Candidates, b: int) -> np.ndarray:
+        out = np.full((b, self.n), -np.inf, dtype=np.float64)
+        out[cands.query, cands.row] = self.candidate_scores(cands)
         return out
+
+    def dense_neighbours(self, queries: np.ndarray, rows: np.ndarray | None = None
+                         ) -> NeighbourLists:
+        """The ``depth`` nearest articles of query vectors under the dense signal.
+
+        FAISS proposes candidates (``SEARCH_SLACK`` more than needed, for the query's
+        own row, no_index articles and ties); they are scored exactly
+        (:func:`~recommender.vectors.pair_scores`) and ordered as every list is.
+        When the candidates cannot settle the list (a tie at its end with the last
+        candidate, too few left after masking) every article is scored instead.
+        ``rows``: the queries' own rows, never their own neighbours.
+        """
+        depth = self.config.depth
+        k = min(self.n, depth + SEARCH_SLACK + (rows is not None))
+        ids = self.index.search.search(queries, k)
+        exact = self._dense_exact(queries, rows, ids)
+        allowed = ids >= 0
+        allowed[allowed] &= ~self.excluded[ids[allowed]]
+        if rows is not None:
+            allowed &= ids != rows[:, None]
+        lists, _ = best_neighbours(np.where(allowed, exact, -np.inf), depth, ids)
+        if k >= self.n:
+            return lists
+        lowest = np.where(ids >= 0, exact, np.inf).min(axis=1)
+        unsettled = ~((lowest < lists.scores[:, depth - 1]) | (lowest <= 0))
+        if unsettled.any():
+            redo = np.flatnonzero(unsettled)
+            every = np.broadcast_to(np.arange(self.n, dtype=np.int64), (len(redo), self.n))
+            full = self._dense_exact(queries[redo], None if rows is None else rows[redo], every)
+            full = self.mask(full, None if rows is None else rows[redo])
+            again, _ = best_neighbours(full, depth)
+            lists.rows[redo], lists.scores[redo] = again.rows, again.scores
+        return lists
+
+    def _dense_exact(self, queries: np.ndarray, rows: np.ndarray | None,
+                     ids: np.ndarray) -> np.ndarray:
+        """Exact cosines of each query with the articles ``ids`` (b, k); -1 ids score 0."""
+        safe = np.maximum(ids, 0)
+        if rows is not None:  # article rows: the very numbers every list of them uses
+            left = np.repeat(np.asarray(rows, np.int64), ids.shape[1])
+            return pair_scores(self.index.vectors, left, safe.ravel()).reshape(ids.shape)
+        q = queries.astype(np.float64)
+        v = self.index.vectors
+        return np.einsum("bj,bkj->bk", q, v[safe].astype(np.float64)).astype(np.float32)
+
+    def text_tops(self, cos: dict[str, np.ndarray], vector: np.ndarray
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each signal's ``depth`` best articles for free text; FAISS finds the dense ones."""
+        tops = {}
+        for name, c in cos.items():
+            if name == "dense":
+                lists = self.dense_neighbours(vector[None, :].astype(np.float32))
+            else:
+                lists, _ = best_neighbours(self.mask(c, None), self.config.depth)
+            tops[name] = (lists.rows, lists.scores)
+        return tops
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -456,10 +343,10 @@ class Ranker:
         """(len(rows), n) scores; each row's own article and no_index ones at -inf.
 
         For the learned method, articles that no signal proposed are at -inf in a
-        bulk call (precomputing neighbours). For a few rows (up to
-        ``_FILL_ROWS``: the fallback of :meth:`Recommender.related` when filters
-        reject the precomputed neighbours) they get finite scores below every
-        candidate, ordered by their summed cosines, so filters can still be met.
+        bulk call. For a few rows (up to ``_FILL_ROWS``: the fallback of
+        :meth:`Recommender.related` when filters reject the precomputed
+        suggestions) they get finite scores below every candidate, ordered by
+        their summed cosines, so filters can still be met.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if self.learned:
@@ -475,7 +362,7 @@ class Ranker:
                 scores[:, self.excluded] = -np.inf
                 scores[np.arange(len(rows)), rows] = -np.inf
             return scores
-        scores = np.zeros((len(rows), len(self.index.articles)), dtype=np.float64)
+        scores = np.zeros((len(rows), self.n), dtype=np.float64)
         for weight, name in self._fused_signals():
             scores += weight * self.signal_rows(name, rows)
         scores[:, self.excluded] = -np.inf
@@ -490,33 +377,54 @@ class Ranker:
         signal proposed score below every candidate, by their summed cosines.
         """
         if self.learned:
-            cos = {name: self.signal_text(name, text, vector)[None, :] for name in self.signals}
+            cos = {name: self.signal_text(name, text, vector)[None, :]
+                   for name in self.signals}
             scores = self._learned_scores(
-                self.candidates(self._tops_from_cosines(cos, None), cos, None), 1)[0]
+                self.candidates(self.text_tops(cos, vector), cos, None), 1)[0]
             finite = np.isfinite(scores)
             floor = scores[finite].min() if finite.any() else 0.0
             rest = floor - len(self.signals) - 1.0 + sum(cos.values())[0]
             scores = np.where(finite, scores, rest)
             scores[self.excluded] = -np.inf
             return scores
-        scores = np.zeros(len(self.index.articles), dtype=np.float64)
+        scores = np.zeros(self.n, dtype=np.float64)
         for weight, name in self._fused_signals():
             scores += weight * self.signal_text(name, text, vector)
         scores[self.excluded] = -np.inf
         return scores
 
-    def all_neighbours(self, m: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``m`` candidates of every article, best first (-1 padded when fewer exist)."""
-        n = len(self.index.articles)
-        m_eff = min(m, max(n - 1, 0))
-        rows_out = np.full((n, m), -1, dtype=np.int32)
-        scores_out = np.full((n, m), -np.inf, dtype=np.float32)
-        for start in range(0, n, _BLOCK):
-            block = np.arange(start, min(start + _BLOCK, n))
-            top, top_scores = top_k(self.scores_for_rows(block), m_eff)
-            rows_out[block, :m_eff], scores_out[block, :m_eff] = top, top_scores
-        rows_out[~np.isfinite(scores_out)] = -1
-        return rows_out, scores_out
+    def suggest_rows(self, rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` best suggestions of article ``rows``: (len(rows), m) rows (-1 padded) and
+        scores (-inf padded), best first, ties to the lower row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out_rows = np.full((len(rows), m), -1, np.int32)
+        out_scores = np.full((len(rows), m), -np.inf, np.float32)
+        for start in range(0, len(rows), _BLOCK):
+            block = rows[start : start + _BLOCK]
+            sl = slice(start, start + len(block))
+            if self.learned:
+                cands = self.candidates_for_rows(block)
+                value = self.candidate_scores(cands)
+                order = np.lexsort((cands.row, -value, cands.query))
+                query, row, value = cands.query[order], cands.row[order], value[order]
+                first = np.searchsorted(query, np.arange(len(block)))
+                rank = np.arange(len(query)) - first[query]
+                keep = rank < m
+                out_rows[sl][query[keep], rank[keep]] = row[keep]
+                out_scores[sl][query[keep], rank[keep]] = value[keep]
+            else:
+                scores = self.scores_for_rows(block)
+                k = min(m, self.n)
+                if k == 0:
+                    continue
+                cols = top_columns(scores, k)
+                values = np.take_along_axis(scores, cols, axis=1)
+                order = np.lexsort((cols, -values), axis=1)
+                cols = np.take_along_axis(cols, order, axis=1)
+                values = np.take_along_axis(values, order, axis=1)
+                out_rows[sl][:, :k] = np.where(np.isfinite(values), cols, -1)
+                out_scores[sl][:, :k] = values
+        return out_rows, out_scores
 
     def features_for_rows(self, rows: np.ndarray) -> Candidates:
         """Candidates and features of article rows (for fitting the learned ranker)."""
@@ -534,32 +442,19 @@ class Ranker:
                           np.concatenate([p.features for p in parts]))
 
 
-def top_k(scores: np.ndarray, k: int, pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``k`` best scores of each row, best first.
-
-    torch's top-k is about ten times faster than numpy's argpartition on wide rows,
-    which matters when neighbours of every article are precomputed; numpy is the
-    fallback for installs without torch. ``pad`` allows ``k`` wider than the rows
-    (extra columns repeat the last index with score -1).
-    """
-    width = scores.shape[1]
-    if pad and k > width:
-        rows, values = top_k(scores, width)
-        extra = k - width
-        last = rows[:, -1:] if width else np.zeros((len(rows), 1), np.int32)
-        return (np.concatenate([rows, np.repeat(last, extra, axis=1)], axis=1),
-                np.concatenate([values, np.full((len(rows), extra), -1.0, np.float32)], axis=1))
-    if k <= 0:
-        return (np.zeros((scores.shape[0], 0), np.int32), np.zeros((scores.shape[0], 0)))
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        values, indices = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k, dim=1)
-        return indices.numpy().astype(np.int32), values.numpy().astype(np.float32)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return (np.take_along_axis(part, order, axis=1).astype(np.int32),
-            np.take_along_axis(part_scores, order, axis=1).astype(np.float32))
+def _positions(top: np.ndarray, key: np.ndarray, n: int, depth: int) -> np.ndarray:
+    """Position of each (query, row) ``key`` in the queries' lists ``top``; ``depth`` if absent."""
+    b, width = top.shape
+    rows = top.astype(np.int64)
+    valid = rows >= 0
+    list_keys = (np.arange(b, dtype=np.int64)[:, None] * n + rows)[valid]
+    positions = np.broadcast_to(np.arange(width, dtype=np.int32), top.shape)[valid]
+    order = np.argsort(list_keys, kind="stable")
+    list_keys, positions = list_keys[order], positions[order]
+    at = np.searchsorted(list_keys, key)
+    at_clipped = np.minimum(at, max(len(list_keys) - 1, 0))
+    found = (at < len(list_keys)) & (list_keys[at_clipped] == key) if len(list_keys) else (
+        np.zeros(len(key), dtype=bool))
+    out = np.full(len(key), depth, np.int32)
+    out[found] = positions[at_clipped[found]]
+    return out

@@ -4,6 +4,9 @@ Rules every caller can rely on: never the article itself, never a copy of it
 (same id, another subject), never a ``no_index`` article, never two copies of one
 article; filters select or exclude subjects and urls.
 
+References (url, id, slug, path) resolve as everywhere else
+(:mod:`recommender.references`).
+
 Example:
     >>> rec = Recommender.load("~/.cache/recommender/index")   # doctest: +SKIP
     >>> [s.article.subject for s in rec.related("what-is-the-calvin-cycle", k=2)]  # doctest: +SKIP
@@ -12,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.corpus import Article, subject_key
 from recommender.encoders import load_encoder
-from recommender.errors import ArticleNotFound, InvalidFilter
-from recommender.index import Index, load_index
-from recommender.ranking import Ranker
+from recommender.errors import InvalidFilter
+from recommender.pipeline import Snapshot, load_index
+from recommender.references import References
 from recommender.text import clean_text
 
 
@@ -49,25 +51,21 @@ class Suggestion:
 
 
 class Recommender:
-    """Answers related-article queries from an :class:`~recommender.index.Index`."""
+    """Answers related-article queries from a :class:`~recommender.pipeline.Snapshot`
+    (an index and its ranking state)."""
 
-    def __init__(self, index: Index):
-        self.index = index
-        self.ranker = Ranker(index)
-        self.articles = index.articles
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.index = snapshot.index
+        self.ranker = snapshot.ranker()
+        self.suggestions = snapshot.ranking.suggestions
+        self.articles = snapshot.articles
         self.row_of = {a.url: i for i, a in enumerate(self.articles)}
+        self.references = References(self.articles, snapshot.index.root, paths_from_root=True)
         content_ids: dict[str, int] = {}
         self._content = np.array(  # copies share one small integer
             [content_ids.setdefault(a.content_key, len(content_ids)) for a in self.articles],
             dtype=np.int64)
-        self._by_id: dict[str, list[int]] = defaultdict(list)
-        self._by_slug: dict[str, list[int]] = defaultdict(list)
-        self._by_path: dict[str, int] = {}
-        for i, a in enumerate(self.articles):
-            if a.id is not None:
-                self._by_id[a.id].append(i)
-            self._by_slug[a.slug].append(i)
-            self._by_path[str(a.path)] = i
         self.subjects = {subject_key(a.subject): a.subject for a in self.articles if a.subject}
 
     @classmethod
@@ -82,18 +80,10 @@ class Recommender:
 
     def _row(self, ref: str | Article) -> int:
         if isinstance(ref, Article):
+            if ref.url in self.row_of:
+                return self.row_of[ref.url]
             ref = ref.url
-        ref = ref.strip()
-        if ref in self.row_of:
-            return self.row_of[ref]
-        if ref in self._by_id:
-            return self._by_id[ref][0]
-        if ref in self._by_path:
-            return self._by_path[ref]
-        slug = ref.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
-        if slug in self._by_slug:
-            return self._by_slug[slug][0]
-        raise ArticleNotFound(f"no article matches {ref!r} (tried url, id, path and slug)")
+        return self.references.row(ref)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -103,9 +93,9 @@ class Recommender:
         row = self._row(article)
         source = self.articles[row]
         filters = filters or Filters()
-        rows, scores = self.index.neighbours[row], self.index.neighbour_scores[row]
+        rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
         picked = self._pick(rows, scores, k, filters, source, row)
-        if len(picked) < k and self.index.neighbours.shape[1] < len(self.articles):
+        if len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
             full = self.ranker.scores_for_rows(np.array([row]))[0]
             order = np.argsort(-full, kind="stable")
             picked = self._pick(order, full[order], k, filters, source, row)
@@ -116,7 +106,7 @@ class Recommender:
         """Suggestions for free text, such as a draft's title, question and answer."""
         filters = filters or Filters()
         cleaned = clean_text(text)
-        config = self.index.config
+        config = self.snapshot.config
         encoder = load_encoder(config.model, config.text.max_tokens)
         vector = encoder.encode([cleaned])[0]
         scores = self.ranker.scores_for_text(cleaned, vector)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from recommender.config import TextConfig
 from recommender.corpus import Article
@@ -30,8 +32,41 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANKS = re.compile(r"\n{3,}")
 
 
+#: texts already cleaned, while a :func:`clean_once` block runs
+_memo: dict[str, str] | None = None
+
+
+@contextmanager
+def clean_once() -> Iterator[None]:
+    """Inside the block, each distinct text is cleaned once.
+
+    A build reads the same fields for the embedding and for each lexical signal,
+    and cleaning (a dozen regular expressions) is the costliest part of reading
+    them; the memo lives only as long as the block, so nothing stays in memory.
+    """
+    global _memo
+    outer = _memo is None
+    if outer:
+        _memo = {}
+    try:
+        yield
+    finally:
+        if outer:
+            _memo = None
+
+
 def clean_text(text: str) -> str:
     """Remove escapes, markdown and LaTeX markup, keeping the words and formulas' symbols."""
+    memo = _memo
+    if memo is None:
+        return _clean(text)
+    found = memo.get(text)
+    if found is None:
+        found = memo[text] = _clean(text)
+    return found
+
+
+def _clean(text: str) -> str:
     text = _ESCAPES.sub("\n", text)
     text = _HTML.sub(" ", text)
     text = _MD_LINK.sub(r"\1", text)

@@ -27,7 +27,7 @@ from api.app import create_app
 from api.settings import Settings
 from recommender.config import BuildConfig
 from recommender.corpus import load_corpus
-from recommender.index import build_index
+from recommender.pipeline import build_index
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "content"

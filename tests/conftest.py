@@ -10,7 +10,7 @@ import pytest
 
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
-from recommender.index import Index, build_index
+from recommender.pipeline import Snapshot, build_index
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "content"
@@ -42,7 +42,7 @@ def demo_corpus() -> Corpus:
 
 
 @pytest.fixture(scope="session")
-def hashing_index(demo_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Index:
+def hashing_index(demo_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
     directory = tmp_path_factory.mktemp("hashing-index")
     return build_index(demo_corpus, HASHING, directory / "index", directory / "cache")
 

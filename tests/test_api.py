@@ -87,7 +87,7 @@ def test_healthz_and_readyz(hash_client: TestClient) -> None:
     assert hash_client.get("/healthz").json() == {"status": "ok"}
     ready = hash_client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "articles": 61, "generation": 1}
+    assert ready.json() == {"status": "ready", "articles": 61, "generation": 1, "held": []}
 
 
 def test_not_ready_without_an_index(tmp_path: Path) -> None:

@@ -658,7 +658,7 @@ def _tree_hash(root: Path) -> str:
 
 def test_cli_end_to_end_with_the_real_recommender(tmp_path: Path, demo_copy: Path):
     pytest.importorskip("recommender.recommender")
-    from recommender.index import build_index
+    from recommender.pipeline import build_index
     from recommender.recommender import Recommender
 
     from .conftest import HASHING

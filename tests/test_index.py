@@ -1,8 +1,9 @@
-"""Embedding cache, index round-trip, atomic writes, and refusing a mismatched index."""
+"""Embedding cache, index round-trip, atomic writes, refusing a mismatched or damaged index."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,8 @@ import pytest
 import recommender.index as index_module
 from recommender.config import BuildConfig, TextConfig
 from recommender.corpus import load_corpus
-from recommender.errors import IndexMismatch, IndexNotFound, ModelNotAvailable
-from recommender.index import build_index, load_index
-from recommender.pipeline import index_is_current, open_index
+from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound, ModelNotAvailable
+from recommender.pipeline import build_index, load_index, open_index, save_index
 from recommender.recommender import Recommender
 
 from .conftest import HASHING
@@ -43,11 +43,14 @@ def test_cache_is_keyed_by_model_and_text_config(demo_copy: Path, tmp_path: Path
 
 
 def test_index_round_trip_gives_identical_answers(hashing_index, tmp_path: Path):
-    hashing_index.save(tmp_path / "index")
+    save_index(hashing_index, tmp_path / "index")
     loaded = load_index(tmp_path / "index", expected=HASHING)
-    assert [a.url for a in loaded.articles] == [a.url for a in hashing_index.articles]
-    np.testing.assert_array_equal(loaded.vectors, hashing_index.vectors)
-    np.testing.assert_array_equal(loaded.neighbours, hashing_index.neighbours)
+    assert loaded.articles == hashing_index.articles
+    np.testing.assert_array_equal(loaded.index.vectors, hashing_index.index.vectors)
+    np.testing.assert_array_equal(loaded.ranking.suggestions.rows,
+                                  hashing_index.ranking.suggestions.rows)
+    for name, lists in hashing_index.ranking.lists.items():
+        np.testing.assert_array_equal(loaded.ranking.lists[name].rows, lists.rows)
     before, after = Recommender(hashing_index), Recommender(loaded)
     for ref in ("what-is-the-calvin-cycle", "how-does-gradient-descent-work"):
         assert [(s.article.url, round(s.score, 5)) for s in before.related(ref, 5)] == [
@@ -58,7 +61,7 @@ def test_index_round_trip_gives_identical_answers(hashing_index, tmp_path: Path)
 
 
 def test_manifest_records_how_the_index_was_made(hashing_index, tmp_path: Path):
-    hashing_index.save(tmp_path / "index")
+    save_index(hashing_index, tmp_path / "index")
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
     assert manifest["model"] == "hashing" and manifest["dim"] == 512
     assert manifest["config"]["text"]["fields"] == list(HASHING.text.fields)
@@ -70,7 +73,7 @@ def test_manifest_records_how_the_index_was_made(hashing_index, tmp_path: Path):
 
 
 def test_index_of_another_configuration_is_refused_saying_what_differs(hashing_index, tmp_path):
-    hashing_index.save(tmp_path / "index")
+    save_index(hashing_index, tmp_path / "index")
     asked = BuildConfig().model
     with pytest.raises(IndexMismatch, match=f"model: index has 'hashing', asked for '{asked}'"):
         load_index(tmp_path / "index", expected=BuildConfig())
@@ -87,7 +90,7 @@ def test_missing_index_is_reported(tmp_path: Path):
 
 def test_interrupted_save_keeps_the_previous_index(hashing_index, tmp_path: Path, monkeypatch):
     target = tmp_path / "index"
-    hashing_index.save(target)
+    save_index(hashing_index, target)
     before = (target / "manifest.json").read_bytes()
 
     def crash(*args, **kwargs):
@@ -95,20 +98,25 @@ def test_interrupted_save_keeps_the_previous_index(hashing_index, tmp_path: Path
 
     monkeypatch.setattr(index_module.np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
-        hashing_index.save(target)
+        save_index(hashing_index, target)
     assert (target / "manifest.json").read_bytes() == before
     assert load_index(target).manifest == json.loads(before)
     assert [p.name for p in tmp_path.iterdir()] == ["index"]  # no temporary left behind
 
 
-def test_open_index_reuses_a_current_index_and_rebuilds_a_stale_one(demo_copy, tmp_path):
+def test_open_index_reuses_a_current_index_and_updates_a_stale_one(demo_copy, tmp_path):
     out = tmp_path / "index"
-    corpus, index = open_index(demo_copy, HASHING, out)
-    assert index_is_current(out, corpus, HASHING)
-    assert not index_is_current(out, corpus, BuildConfig())
+    assert open_index(demo_copy, HASHING, out).action == "built"
+    again = open_index(demo_copy, HASHING, out)
+    assert again.action == "current" and again.corpus.report.articles == 61
+    other = open_index(demo_copy, HASHING.model_copy(update={"batch_size": 8}), out)
+    assert other.action == "current"  # batch size is not part of an index's identity
     shutil.rmtree(demo_copy / "physics")
-    corpus, index = open_index(demo_copy, HASHING, out)
-    assert len(index.articles) == len(corpus) == 54
+    opened = open_index(demo_copy, HASHING, out)
+    assert opened.action == "updated" and opened.snapshot.manifest["last_change"]["deleted"] == 7
+    assert len(opened.snapshot.articles) == len(opened.corpus) == 54
+    assert len(load_index(out).articles) == 54
+    assert open_index(demo_copy, HASHING, out, rebuild=True).action == "built"
 
 
 def test_unknown_or_missing_model_says_how_to_get_it(demo_corpus, monkeypatch, tmp_path):
@@ -121,3 +129,99 @@ def test_unknown_or_missing_model_says_how_to_get_it(demo_corpus, monkeypatch, t
         "  get: python -m benchmarks.build_models onnx\n")
     with pytest.raises(ModelNotAvailable, match="to get it: python -m benchmarks.build_models"):
         build_index(demo_corpus, BuildConfig(model="local-onnx"), None, tmp_path)
+
+
+# -- a damaged index is never loaded (issue 14) ---------------------------------------------
+
+
+@pytest.fixture
+def saved(hashing_index, tmp_path: Path) -> Path:
+    target = tmp_path / "index"
+    save_index(hashing_index, target)
+    return target
+
+
+def _rewrite(path: Path, **arrays: np.ndarray) -> None:
+    with np.load(path) as npz:
+        data = {k: npz[k] for k in npz.files}
+    data.update(arrays)
+    np.savez(path, **data)
+
+
+def test_neighbours_cut_to_one_row_is_refused_naming_the_file(saved: Path):
+    path = saved / "ranking" / "neighbours.npz"
+    with np.load(path) as npz:
+        rows, scores = npz["rows"], npz["scores"]
+    np.savez(path, rows=rows[:1], scores=scores[:1])
+    with pytest.raises(IndexCorrupt, match=r"neighbours\.npz: rows has shape \(1, 100\), "
+                                           r"expected 61x\?"):
+        load_index(saved)
+
+
+def test_truncated_or_unreadable_files_are_refused(saved: Path):
+    path = saved / "ranking" / "neighbours.npz"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(IndexCorrupt, match=r"neighbours\.npz: cannot be read"):
+        load_index(saved)
+
+
+@pytest.mark.parametrize(("file", "change", "problem"), [
+    ("ranking/lists.npz", lambda a: {"dense.rows": a["dense.rows"] + 1000},
+     "refers to rows outside"),
+    ("ranking/lists.npz", lambda a: {"lexical.scores": np.full_like(a["lexical.scores"], np.nan)},
+     "not finite"),
+    ("ranking/lists.npz", lambda a: {"keywords.rows": a["keywords.rows"].astype(np.float32)},
+     "expected a integer array"),
+    ("ranking/neighbours.npz", lambda a: {"scores": np.full_like(a["scores"], np.nan)},
+     "not finite"),
+])
+def test_ranking_arrays_are_checked_against_the_articles(saved: Path, file, change, problem):
+    path = saved / file
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    _rewrite(path, **change(arrays))
+    with pytest.raises(IndexCorrupt, match=problem) as error:
+        load_index(saved)
+    assert path.name in str(error.value)
+
+
+def test_vectors_and_records_are_checked(saved: Path):
+    vectors = np.load(saved / "vectors.npy")
+    np.save(saved / "vectors.npy", vectors[:-1])
+    with pytest.raises(IndexCorrupt, match=r"vectors\.npy: vectors has shape \(60, 512\)"):
+        load_index(saved)
+    vectors[3, 2] = np.inf
+    np.save(saved / "vectors.npy", vectors)
+    with pytest.raises(IndexCorrupt, match="not finite"):
+        load_index(saved)
+    np.save(saved / "vectors.npy", np.nan_to_num(vectors, posinf=0.0))
+    lines = (saved / "articles.jsonl").read_text().splitlines()
+    (saved / "articles.jsonl").write_text("\n".join(lines[:-1]) + "\n{not json\n")
+    with pytest.raises(IndexCorrupt, match=r"articles\.jsonl:61: not a JSON record"):
+        load_index(saved)
+
+
+def test_sparse_matrix_of_the_wrong_size_is_refused(saved: Path):
+    import scipy.sparse as sp
+
+    path = saved / "ranking" / "keywords" / "matrix.npz"
+    sp.save_npz(path, sp.load_npz(path)[:5])
+    with pytest.raises(IndexCorrupt, match=r"matrix\.npz: matrix has shape \(5, "):
+        load_index(saved)
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_and_found(demo_copy: Path, tmp_path: Path):
+    source = demo_copy / "biology" / "why-are-plants-green.md"
+    odd = os.fsencode(demo_copy / "biology") + b"/caf\xe9-plants.md"
+    with open(odd, "wb") as f:  # the same article under a Latin-1 name, with its own url
+        f.write(source.read_bytes().replace(b"why-are-plants-green", b"cafe-plants"))
+    os.unlink(source)
+    built = open_index(demo_copy, HASHING, tmp_path / "index")
+    loaded = load_index(tmp_path / "index")
+    name = os.fsdecode(b"biology/caf\xe9-plants.md")
+    assert name in [str(a.path) for a in loaded.articles]
+    rec = Recommender(loaded)
+    assert rec.get(name).url.endswith("cafe-plants")
+    assert rec.get(os.fsdecode(odd)).url.endswith("cafe-plants")
+    assert built.snapshot.articles == loaded.articles
+    assert open_index(demo_copy, HASHING, tmp_path / "index").action == "current"

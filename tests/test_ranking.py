@@ -5,6 +5,7 @@ Fast: the demo corpus with the hashing encoder (no model download, no GPU).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,11 @@ from recommender.evaluation.protocol import (
     publication_folds,
     run_method,
 )
-from recommender.index import build_index, load_index
-from recommender.ranking import LearnedModel, Ranker, feature_names, fit_model
+from recommender.learned import LearnedModel, feature_names, fit_model
+from recommender.neighbours import compute_suggestions
+from recommender.pipeline import Snapshot, build_index, load_index, save_index
+from recommender.ranking import Ranker
+from recommender.ranking_state import RankerChoice
 from recommender.recommender import Recommender
 
 LEARNED = BuildConfig(model="hashing", ranking=RankingConfig(model=None, depth=10, pool=5))
@@ -43,12 +47,12 @@ def learned_dir(demo_corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -
 def test_fused_scores_are_the_weighted_sum_and_exclude_self(demo_corpus: Corpus,
                                                               tmp_path: Path) -> None:
     index = build_index(demo_corpus, FUSED, None, tmp_path / "cache")
-    ranker = Ranker(index)
+    ranker = index.ranker()
     rows = np.array([0, 5])
     scores = ranker.scores_for_rows(rows)
-    v = index.vectors
-    lex = index.lexical.signals["lexical"].matrix
-    kw = index.lexical.signals["keywords"].matrix
+    v = index.index.vectors
+    lex = index.ranking.matrices["lexical"]
+    kw = index.ranking.matrices["keywords"]
     expected = v[rows] @ v.T + (lex[rows] @ lex.T).toarray() + (kw[rows] @ kw.T).toarray()
     finite = np.isfinite(scores)
     assert not finite[[0, 1], rows].any()
@@ -58,7 +62,7 @@ def test_fused_scores_are_the_weighted_sum_and_exclude_self(demo_corpus: Corpus,
 
 
 def test_learned_scores_only_candidates(demo_corpus: Corpus, learned_dir: Path) -> None:
-    ranker = Ranker(load_index(learned_dir))
+    ranker = load_index(learned_dir).ranker()
     assert ranker.learned and ranker.signals == ["lexical", "description", "keywords", "dense"]
     scores = ranker.scores_for_rows(np.arange(len(demo_corpus)))
     finite = np.isfinite(scores)
@@ -66,13 +70,14 @@ def test_learned_scores_only_candidates(demo_corpus: Corpus, learned_dir: Path) 
     per_row = finite.sum(axis=1)
     # the union of four signals' 5 best, never more
     assert (per_row >= 5).all() and (per_row <= 4 * 5).all()
-    rows, top = ranker.all_neighbours(8)
+    rows, top = ranker.suggest_rows(np.arange(len(demo_corpus)), 8)
     best = np.argmax(np.where(finite, scores, -np.inf), axis=1)
     np.testing.assert_array_equal(rows[:, 0], best)
+    np.testing.assert_allclose(top[:, 0], scores.max(axis=1), rtol=1e-6)
 
 
 def test_features_are_named_and_finite(demo_corpus: Corpus, learned_dir: Path) -> None:
-    ranker = Ranker(load_index(learned_dir))
+    ranker = load_index(learned_dir).ranker()
     cands = ranker.features_for_rows(np.array([0, 1, 2]))
     assert cands.features.shape[1] == len(feature_names(ranker.signals))
     assert np.isfinite(cands.features).all()
@@ -83,7 +88,7 @@ def test_features_are_named_and_finite(demo_corpus: Corpus, learned_dir: Path) -
 @pytest.mark.parametrize("kind", ["trees", "logistic"])
 def test_learned_model_round_trips_through_json(demo_corpus: Corpus, learned_dir: Path,
                                                 kind: str, tmp_path: Path) -> None:
-    ranker = Ranker(load_index(learned_dir))
+    ranker = load_index(learned_dir).ranker()
     model = _fitted_model(ranker, demo_corpus, kind)
     model.save(tmp_path / "m.json")
     again = LearnedModel.load(tmp_path / "m.json")
@@ -106,15 +111,15 @@ def test_exported_trees_match_sklearn() -> None:
 
 def test_index_saves_lists_and_model_and_answers(demo_corpus: Corpus, tmp_path: Path) -> None:
     index = build_index(demo_corpus, LEARNED, None, tmp_path / "cache")
-    ranker = Ranker(index)
-    model = _fitted_model(ranker, demo_corpus, "trees")
-    ranker.with_model(model)
-    index.neighbours, index.neighbour_scores = ranker.all_neighbours()
-    index.save(tmp_path / "index")
+    model = _fitted_model(index.ranker(), demo_corpus, "trees")
+    ranker = index.ranker().with_model(model)
+    state = dataclasses.replace(index.ranking, model=model, ranker=RankerChoice("learned", "t"),
+                                suggestions=compute_suggestions(ranker))
+    save_index(Snapshot(index.index, state), tmp_path / "index")
     loaded = load_index(tmp_path / "index")
-    assert loaded.lexical.model is not None and loaded.lexical.model.kind == "trees"
-    assert set(loaded.lexical.neighbours) == {"lexical", "description", "keywords", "dense"}
-    np.testing.assert_allclose(Ranker(loaded).scores_for_rows(np.array([3])),
+    assert loaded.ranking.model is not None and loaded.ranking.model.kind == "trees"
+    assert set(loaded.ranking.lists) == {"lexical", "description", "keywords", "dense"}
+    np.testing.assert_allclose(loaded.ranker().scores_for_rows(np.array([3])),
                                ranker.scores_for_rows(np.array([3])))
     rec = Recommender(loaded)
     first = demo_corpus.articles[3]
@@ -126,13 +131,14 @@ def test_index_saves_lists_and_model_and_answers(demo_corpus: Corpus, tmp_path: 
 
 def test_build_uses_the_named_model_file(demo_corpus: Corpus, tmp_path: Path) -> None:
     index = build_index(demo_corpus, LEARNED, None, tmp_path / "cache")
-    model = _fitted_model(Ranker(index), demo_corpus, "logistic")
+    model = _fitted_model(index.ranker(), demo_corpus, "logistic")
     model.save(tmp_path / "mine.json")
     config = LEARNED.model_copy(update={"ranking": LEARNED.ranking.model_copy(
         update={"model": str(tmp_path / "mine.json")})})
     built = build_index(demo_corpus, config, tmp_path / "index", tmp_path / "cache")
-    assert built.lexical.model is not None and built.lexical.model.kind == "logistic"
-    assert (tmp_path / "index" / "lexical" / "ranker.json").exists()
+    assert built.ranking.model is not None and built.ranking.model.kind == "logistic"
+    assert built.manifest["ranker"] == {"kind": "learned", "file": str(tmp_path / "mine.json")}
+    assert (tmp_path / "index" / "ranking" / "ranker.json").exists()
 
 
 def test_mismatched_model_is_refused(demo_corpus: Corpus, tmp_path: Path) -> None:
@@ -140,7 +146,7 @@ def test_mismatched_model_is_refused(demo_corpus: Corpus, tmp_path: Path) -> Non
     bad = LearnedModel(["x"], "logistic", {"mean": [0], "scale": [1], "coef": [1],
                                            "intercept": 0})
     with pytest.raises(ValueError, match="fitted on features"):
-        Ranker(index).with_model(bad)
+        index.ranker().with_model(bad)
 
 
 class _Recording(ProductMethod):
@@ -187,7 +193,7 @@ def test_product_method_without_model_ranks_by_summed_cosines(demo_corpus: Corpu
 
 def test_few_rows_and_text_score_every_article_candidates_first(demo_corpus: Corpus,
                                                                  learned_dir: Path) -> None:
-    ranker = Ranker(load_index(learned_dir))
+    ranker = load_index(learned_dir).ranker()
     bulk = ranker.scores_for_rows(np.arange(8))[2]
     single = ranker.scores_for_rows(np.array([2]))[0]
     candidates = np.isfinite(bulk)

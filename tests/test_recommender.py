@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from recommender.errors import ArticleNotFound, InvalidFilter
-from recommender.index import load_index
+from recommender.pipeline import Snapshot, load_index
+from recommender.ranking_state import Suggestions
 from recommender.recommender import Filters, Recommender
 
 LEUKEMIA = "what-are-the-latest-advancements-in-radiation-therapy-for-leukemia"
@@ -66,15 +69,11 @@ def test_excluded_urls_are_never_suggested(hashing_index):
 
 
 def test_filters_reaching_past_precomputed_neighbours_still_fill_k(hashing_index):
-    rec = Recommender(hashing_index)
-    narrow = hashing_index.neighbours[:, :3].copy()
-    hashing_index.neighbours, saved = narrow, hashing_index.neighbours
-    scores, hashing_index.neighbour_scores = hashing_index.neighbour_scores, \
-        hashing_index.neighbour_scores[:, :3].copy()
-    try:
-        assert len(rec.related(LEUKEMIA, 10)) == 10
-    finally:
-        hashing_index.neighbours, hashing_index.neighbour_scores = saved, scores
+    stored = hashing_index.ranking.suggestions
+    narrow = Suggestions(stored.rows[:, :3].copy(), stored.scores[:, :3].copy())
+    rec = Recommender(Snapshot(hashing_index.index,
+                               dataclasses.replace(hashing_index.ranking, suggestions=narrow)))
+    assert len(rec.related(LEUKEMIA, 10)) == 10
 
 
 def test_unknown_subject_and_unknown_article_are_errors(hashing_index):

@@ -24,9 +24,11 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=Ready, responses=error_responses(503),
             summary="Readiness")
 async def readyz(loaded: Annotated[Loaded, Depends(current_index)]) -> dict[str, object]:
-    """200 once an index is loaded and warmed up; 503 before (or if loading failed)."""
+    """200 once an index is loaded and warmed up; 503 before (or if loading failed).
+    ``held`` lists content files that fail to load now, whose last good version is
+    served (``serve --watch``)."""
     return {"status": "ready", "articles": len(loaded.recommender.articles),
-            "generation": loaded.generation}
+            "generation": loaded.generation, "held": loaded.held}
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

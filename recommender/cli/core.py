@@ -9,13 +9,23 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from recommender.cli import app
 from recommender.config import BuildConfig
-from recommender.corpus import LoadReport, load_corpus
-from recommender.index import build_index, default_index_dir, load_index, read_manifest
-from recommender.pipeline import index_is_current
+from recommender.corpus import LoadReport
+from recommender.index import default_index_dir, read_manifest
+from recommender.pipeline import Opened, load_index, open_index
 from recommender.recommender import Filters, Recommender, Suggestion
 
 console = Console()
@@ -87,6 +97,72 @@ def print_load_report(report: LoadReport, limit: int = 20) -> None:
         console.print(f"... and {hidden} more (see --report)")
 
 
+class EmbeddingBar:
+    """A rich progress bar fed by the library's ``on_progress(done, total)`` callback."""
+
+    def __init__(self, enabled: bool = True, out: Console | None = None):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=out or err_console, disable=not enabled,
+            transient=False)
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("embedding", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+        if done >= total:
+            self.progress.stop()
+
+    def __enter__(self) -> EmbeddingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def describe_opened(opened: Opened, index_dir: Path | None) -> str:
+    """One line on what opening the index did: kept, updated (and how) or built."""
+    m = opened.snapshot.manifest
+    last = m.get("last_change", {})
+    ranker = opened.snapshot.ranking.ranker.describe()
+    if opened.action == "current":
+        return (f"index at {index_dir} is current (same articles and configuration): nothing "
+                f"to do; ranking: {ranker}")
+    where = f"index written to {index_dir}" if index_dir is not None else "index in memory"
+    counts = m["counts"]
+    if opened.action == "built":
+        why = f" ({opened.reason})" if opened.reason else ""
+        return (f"{where}: built{why}: {counts['articles']} articles, model {m['model']} "
+                f"(dim {m['dim']}), embedded {counts['embedded']} "
+                f"({m['embedding']['rate_per_s']}/s), {counts['from_cache']} from cache; "
+                f"ranking: {ranker}")
+    drift = last.get("drift", {})
+    refit = (f"TF-IDF refitted ({last['refit_reason']})" if last.get("refit") else
+             f"TF-IDF frozen: IDF drift {drift.get('idf', {})}, "
+             f"{drift.get('share_since_fit', 0):.2%} of articles changed since the last fit "
+             f"(refit past {drift.get('refit_after', 0):.0%}, or with --full)")
+    lists = ", ".join(f"{k} {v['recomputed']} recomputed/{v['merged']} patched"
+                      for k, v in last.get("lists", {}).items())
+    return (f"{where}: updated: {last.get('changed', 0)} changed, {last.get('added', 0)} "
+            f"added, {last.get('deleted', 0)} deleted, {last.get('metadata_only', 0)} "
+            f"metadata only; embedded {last.get('embedded', 0)}; {refit}; lists: "
+            f"{lists or 'kept'}; suggestions recomputed for "
+            f"{last.get('suggestions_recomputed', 0)} articles; ranking: {ranker}")
+
+
+def print_signals(opened: Opened) -> None:
+    """The switched-off signals, and a ranking without its learned model, said plainly."""
+    state = opened.snapshot.ranking
+    for name, why in state.off.items():
+        console.print(f"signal {name} {why}", style="yellow", markup=False, highlight=False)
+    if state.ranker.kind == "blend":
+        console.print(f"ranking: {state.ranker.describe()}", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
+
+
 @app.command()
 def build(
     content_dir: Annotated[Path, typer.Argument(help="Folder of markdown articles")],
@@ -97,33 +173,33 @@ def build(
     report: Annotated[Optional[Path], typer.Option(
         help="Write the full load report (every problem file and dangling link) as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Update with a refit of the TF-IDF signals (vocabulary and IDF), "
+        "which otherwise stay frozen until enough of the corpus has changed")] = False,
     force: Annotated[bool, typer.Option(
-        "--force", help="Rebuild even if the index is current (embeddings still come from "
-        "the cache)")] = False,
+        "--force", help="Rebuild from scratch even if an index of this folder and "
+        "configuration exists (embeddings still come from the cache)")] = False,
 ) -> None:
-    """Load CONTENT_DIR, embed what changed, and write the index (kept if already current)."""
+    """Build the index of CONTENT_DIR, or bring an existing one up to date with it.
+
+    An index of the same folder and configuration is updated: only new and changed
+    articles are read and embedded, and only the neighbour lists they touch are
+    recomputed. Otherwise it is built from scratch.
+    """
     cfg = load_config(config, model)
     index_dir = resolve_index_dir(index)
     started = time.perf_counter()
-    corpus = load_corpus(content_dir)
-    loaded = time.perf_counter() - started
-    print_load_report(corpus.report)
+    with EmbeddingBar(enabled=not quiet) as bar:
+        opened = open_index(content_dir, cfg, index_dir, cache_dir=cache_dir, on_progress=bar,
+                            rebuild=force, full=full)
+    print_load_report(opened.corpus.report)
     if report:
-        report.write_text(json.dumps(corpus.report.as_dict(), indent=2), encoding="utf-8")
-    if not force and index_is_current(index_dir, corpus, cfg):
-        console.print(f"index at {index_dir} is current (same articles and configuration): "
-                      f"nothing to do; total {time.perf_counter() - started:.1f}s",
-                      style="green", markup=False, soft_wrap=True, highlight=False)
-        return
-    built = build_index(corpus, cfg, index_dir, cache_dir, progress=not quiet)
-    m = built.manifest
-    console.print(
-        f"index written to {index_dir}: {m['counts']['articles']} articles, "
-        f"model {m['model']} (dim {m['dim']}), embedded {m['counts']['embedded']} "
-        f"({m['embedding']['rate_per_s']}/s), {m['counts']['from_cache']} from cache; "
-        f"load {loaded:.1f}s, build {m['build_seconds']:.1f}s, "
-        f"total {time.perf_counter() - started:.1f}s", style="green", markup=False,
-        soft_wrap=True, highlight=False)
+        report.write_text(json.dumps(opened.corpus.report.as_dict(), indent=2,
+                                     ensure_ascii=True), encoding="utf-8")
+    print_signals(opened)
+    console.print(f"{describe_opened(opened, index_dir)}; total "
+                  f"{time.perf_counter() - started:.1f}s", style="green", markup=False,
+                  soft_wrap=True, highlight=False)
 
 
 def _print_suggestions(title: str, suggestions: list[Suggestion], as_json: bool) -> None:

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from recommender.cli import app
+from recommender.cli.core import IndexOpt
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
 from recommender.evaluation import (
@@ -39,6 +40,7 @@ from recommender.evaluation import (
     write_json,
 )
 from recommender.evaluation import evaluate as run_evaluation
+from recommender.pipeline import Snapshot
 
 console = Console()
 err_console = Console(stderr=True)
@@ -74,10 +76,34 @@ def _product_variants(configs: list[Path] | None) -> list[tuple[str, BuildConfig
     return [(n, BuildConfig.from_yaml(p)) for n, p in zip(names, configs, strict=True)]
 
 
+def open_for_evaluation(content_dir: Path, names: list[str], product: list[Path] | None,
+                        index: Path | None, cache_dir: Path | None
+                        ) -> tuple[Corpus, Snapshot | None]:
+    """The corpus with every text, and, when the default product is evaluated, its index.
+
+    The index is the folder's, opened as ``build``, ``fill`` and ``serve`` open it
+    (:func:`recommender.pipeline.open_index`: brought up to date, built if
+    missing), so the product method reuses its signals and neighbour lists instead
+    of computing them again; its learned model is still refitted per fold. An
+    index of another configuration is left alone: the product is built in memory.
+    """
+    if "product" not in names or product:
+        return load_corpus(content_dir), None
+    from recommender.cli.core import resolve_index_dir
+    from recommender.pipeline import configuration_of, open_index
+
+    index_dir: Path | None = resolve_index_dir(index)
+    if configuration_of(index_dir).identity() != BuildConfig().identity():
+        index_dir = None
+    opened = open_index(content_dir, BuildConfig(), index_dir, cache_dir=cache_dir,
+                        full_text=True)
+    return opened.corpus, opened.snapshot
+
+
 def make_methods(corpus: Corpus, names: list[str], seed: int,
                  features: LexicalFeatures | None = None, dense: list[Path] | None = None,
-                 cache_dir: Path | None = None,
-                 product: list[Path] | None = None) -> list[Method]:
+                 cache_dir: Path | None = None, product: list[Path] | None = None,
+                 snapshot: Snapshot | None = None) -> list[Method]:
     """The named methods, in the order given; ``dense`` and ``product`` yield one per config.
 
     ``product`` ranks exactly as an index built with the configuration would
@@ -85,7 +111,7 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
     refitted per publication-batch fold, never read from the shipped parameters.
 
     ``features`` (TF-IDF of title + answer) is built here if a lexical method needs it
-    and none is given.
+    and none is given. ``snapshot``: the default product's index, for its method.
     """
     if features is None and {"tfidf", "bm25"} & set(names):
         features = LexicalFeatures(corpus)
@@ -109,7 +135,8 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
             from recommender.evaluation.product import ProductMethod
 
             for label, config in _product_variants(product):
-                out.append(ProductMethod(corpus, config, label, cache_dir, seed))
+                out.append(ProductMethod(corpus, config, label, cache_dir, seed,
+                                         snapshot=snapshot if not product else None))
         else:
             raise typer.BadParameter(f"unknown method {name!r}; choose from "
                                      f"{', '.join(METHODS)}", param_hint="--methods")
@@ -160,19 +187,20 @@ def evaluate(
         exists=True, dir_okay=False,
         help="Frontier plot (PNG from benchmarks.quality_frontier) to include in the report")
     ] = None,
+    index: IndexOpt = None,
 ) -> None:
     """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
     started = time.perf_counter()
     ks = sorted(set(k or [5, 10]))
     names = _method_names(methods)
-    corpus = load_corpus(content_dir)
+    corpus, snapshot = open_for_evaluation(content_dir, names, product, index, cache_dir)
     rows = read_query_file(corpus, queries) if queries else None
     protocol = build_protocol(corpus, rows, max_queries, seed)
     if protocol.unscored:
         err_console.print(f"{len(protocol.unscored)} listed articles have no curated links "
                           "and are not scored", style="yellow")
     features = LexicalFeatures(corpus)
-    chosen = make_methods(corpus, names, seed, features, dense, cache_dir, product)
+    chosen = make_methods(corpus, names, seed, features, dense, cache_dir, product, snapshot)
     chosen += [SuggestionsFile(corpus, path) for path in suggestions or []]
     if not chosen:
         raise typer.BadParameter("no method to evaluate", param_hint="--methods")

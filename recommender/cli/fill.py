@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -40,38 +40,26 @@ err_console = Console(stderr=True)
 
 def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
                    out: Console) -> Suggest:
-    """Suggestions from the index at ``index``, else the default one, built if needed.
+    """Suggestions from the index of ``content_dir``, brought up to date with it first.
 
-    The default index is reused only if it was built from this very folder; an
-    index of another folder would suggest urls that do not exist here (they
-    would be dropped, not written, but the fill would do little). A stale index
-    is used with a warning: every suggestion is checked against the folder.
+    :func:`recommender.pipeline.open_index`, the policy ``build`` and ``serve`` use:
+    the index at ``--index`` (default: the default index) keeps its configuration
+    and is updated with what changed in the folder, so every suggestion knows every
+    article; an index of another folder, or none, is (re)built from this one.
     """
-    from recommender.cli.core import resolve_index_dir
-    from recommender.config import BuildConfig
-    from recommender.index import build_index, corpus_fingerprint, load_index, read_manifest
+    from recommender.cli.core import EmbeddingBar, describe_opened, resolve_index_dir
+    from recommender.pipeline import open_index
     from recommender.recommender import Recommender
 
     directory = resolve_index_dir(index)
-    manifest: dict[str, Any] | None = None
-    with contextlib.suppress(Exception):
-        manifest = read_manifest(directory)
-    root = str(content_dir.resolve())
-    if index is None and (manifest is None or manifest.get("corpus", {}).get("root") != root):
-        out.print(f"[cyan]building an index[/] of {content_dir} in {directory} (no index of"
-                  " this folder there yet)")
-        built = build_index(corpus, BuildConfig(), directory, progress=True)
-        return recommender_suggester(Recommender(built))
-    loaded = load_index(directory)
-    corpus_info = loaded.manifest.get("corpus", {})
-    if corpus_info.get("root") not in (None, root):
-        out.print(f"[yellow]warning[/] index {directory} was built from {corpus_info['root']},"
-                  f" not {root}: suggestions outside this folder are dropped")
-    elif corpus_info.get("fingerprint") not in (None, corpus_fingerprint(corpus.articles)):
-        out.print(f"[yellow]warning[/] index {directory} was built from another version of"
-                  " this folder (a fill's own links count as a change); run `recommender build`"
-                  " for suggestions that know every article")
-    return recommender_suggester(Recommender(loaded))
+    if not (directory / "manifest.json").exists():
+        out.print(f"[cyan]building an index[/] of {content_dir} in {directory} (no index"
+                  " there yet)")
+    with EmbeddingBar(out=out) as bar:
+        opened = open_index(content_dir, None, directory, on_progress=bar)
+    out.print(describe_opened(opened, directory), markup=False, highlight=False,
+              soft_wrap=True)
+    return recommender_suggester(Recommender(opened.snapshot))
 
 
 def _progress(out: Console) -> Progress:

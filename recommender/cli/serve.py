@@ -1,10 +1,12 @@
 """``serve``: answer related-article queries over HTTP (the app lives in :mod:`api`).
 
 The argument is either an index directory (it has ``manifest.json``), served as
-it is, or a content folder, whose index is built or reused first with
+it is, or a content folder, whose index is built or brought up to date first with
 :func:`recommender.pipeline.open_index`, so a server never starts on a stale
-index. Options reach the app as ``RECOMMENDER_*`` environment variables, the
-only channel that also reaches the processes of ``--workers N``.
+index. With ``--watch`` the server then follows the folder and applies every
+change in the background (see :mod:`api.state`). Options reach the app as
+``RECOMMENDER_*`` environment variables, the only channel that also reaches the
+processes of ``--workers N``.
 """
 
 from __future__ import annotations
@@ -22,20 +24,23 @@ import typer
 from recommender.cli import app
 from recommender.cli.core import (
     ConfigOpt,
+    EmbeddingBar,
     IndexOpt,
     ModelOpt,
     console,
+    describe_opened,
     err_console,
     load_config,
+    print_signals,
     resolve_index_dir,
 )
 from recommender.errors import CorpusError
-from recommender.index import MANIFEST, Index, load_index
-from recommender.pipeline import open_index
+from recommender.index import MANIFEST
+from recommender.pipeline import Snapshot, load_index, open_index
 
 #: settings this command decides; any value inherited from the environment is replaced
 _OWNED = ("INDEX_DIR", "CONTENT_DIR", "CONFIG_FILE", "MODEL", "CACHE_DIR", "ADMIN_TOKEN",
-          "MAX_TEXT_BYTES", "CORS_ORIGINS", "WATCH_INTERVAL", "LOAD_IN_BACKGROUND")
+          "MAX_TEXT_BYTES", "CORS_ORIGINS", "WATCH_INTERVAL", "LOAD_IN_BACKGROUND", "WATCH")
 
 
 def _export(values: dict[str, Any]) -> None:
@@ -58,7 +63,7 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def _prepare(source: Path, index: Path | None, config: Path | None, model: str | None,
-             cache_dir: Path | None) -> tuple[Path, Path | None, Index | None]:
+             cache_dir: Path | None) -> tuple[Path, Path | None, Snapshot | None]:
     """Index dir to serve, content folder (if any), and the index if it had to be opened."""
     if (source / MANIFEST).is_file():
         if index is not None:
@@ -71,12 +76,13 @@ def _prepare(source: Path, index: Path | None, config: Path | None, model: str |
         raise CorpusError(f"{source} is neither an index directory (no {MANIFEST}) "
                           "nor a content folder")
     index_dir = resolve_index_dir(index).resolve()
-    _, built = open_index(source, load_config(config, model), index_dir, cache_dir,
-                          progress=True)
-    m = built.manifest
-    console.print(f"index of {source} at {index_dir}: {m['counts']['articles']} articles, "
-                  f"model {m['model']}, built {m['built_at']}")
-    return index_dir, source.resolve(), built
+    asked = load_config(config, model) if config is not None or model is not None else None
+    with EmbeddingBar(out=err_console) as bar:
+        opened = open_index(source, asked, index_dir, cache_dir=cache_dir, on_progress=bar)
+    print_signals(opened)
+    console.print(describe_opened(opened, index_dir), markup=False, highlight=False,
+                  soft_wrap=True)
+    return index_dir, source.resolve(), opened.snapshot
 
 
 @app.command()
@@ -99,9 +105,13 @@ def serve(
         help="Origin allowed by CORS (repeatable)")] = None,
     max_text_bytes: Annotated[int, typer.Option(
         min=1, help="Largest draft text accepted by POST /v1/related")] = 20_000,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Follow the content folder: apply every added, edited or deleted "
+                        "article within seconds, without a rebuild")] = False,
     watch_interval: Annotated[Optional[float], typer.Option(
         min=0, help="Seconds between checks for a newer index build, so every worker "
-                    "follows a reload [default: 2 with several workers, else off]")] = None,
+                    "follows a reload [default: 2 with several workers (0.5 with --watch), "
+                    "else off]")] = None,
     access_log: Annotated[bool, typer.Option(
         help="Log every request (costs throughput; /metrics counts them anyway)")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -109,15 +119,19 @@ def serve(
     """Serve related-article suggestions over HTTP (docs at /docs once started)."""
     import uvicorn
 
+    if watch and (source / MANIFEST).is_file():
+        raise typer.BadParameter("--watch follows a content folder, not an index directory",
+                                 param_hint="--watch")
     index_dir, content_dir, loaded = _prepare(source, index, config, model, cache_dir)
+    follow = (0.5 if watch else 2.0) if workers > 1 else 0.0
     _export({
         "INDEX_DIR": index_dir, "CONTENT_DIR": content_dir,
         "CONFIG_FILE": config.resolve() if config else None, "MODEL": model,
         "CACHE_DIR": cache_dir.resolve() if cache_dir else None, "ADMIN_TOKEN": admin_token,
         "MAX_TEXT_BYTES": max_text_bytes,
         "CORS_ORIGINS": json.dumps(cors_origin) if cors_origin else None,
-        "WATCH_INTERVAL": watch_interval if watch_interval is not None else
-        (2.0 if workers > 1 else 0.0),
+        "WATCH_INTERVAL": watch_interval if watch_interval is not None else follow,
+        "WATCH": watch,
     })
     options: dict[str, Any] = dict(host=host, port=port, log_level=log_level,
                                    access_log=access_log, log_config=_log_config(log_level),

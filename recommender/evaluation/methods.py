@@ -268,8 +268,7 @@ class DenseMethod(ExactScorer):
 
 
 def _resolve(corpus: Corpus, row_of: dict[str, int], ref: str, where: str) -> int:
-    if ref in row_of:
-        return row_of[ref]
+    """The row of a reference, resolved as everywhere (:mod:`recommender.references`)."""
     try:
         return row_of[corpus.get(ref).url]
     except ArticleNotFound:

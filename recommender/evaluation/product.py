@@ -1,8 +1,11 @@
 """The product's own ranking under the evaluation protocol.
 
-:class:`ProductMethod` ranks with :class:`~recommender.ranking.Ranker` exactly as
-``recommender build`` would for a :class:`~recommender.config.BuildConfig`
-(embeddings come from the shared cache). With the learned ranking method it is a
+:class:`ProductMethod` ranks with :class:`~recommender.ranking.Ranker` over the
+ranking state the pipeline builds for a :class:`~recommender.config.BuildConfig`
+(:func:`recommender.pipeline.build_snapshot`, the code ``recommender build`` runs;
+embeddings come from the shared cache), or over the snapshot of an index opened
+with :func:`recommender.pipeline.open_index` (what ``recommender evaluate`` does for
+the default product). With the learned ranking method it is a
 :class:`~recommender.evaluation.protocol.FittedMethod`: the runner calls
 :meth:`ProductMethod.fit` once per publication-batch fold, and the re-ranker is
 refitted there on the links whose two ends are both in the training rows
@@ -19,11 +22,11 @@ import numpy as np
 
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus
-from recommender.embedding import embed_articles
 from recommender.evaluation.methods import ExactScorer, _excluded, tie_breaker
 from recommender.evaluation.protocol import CandidateSpace, links_between
-from recommender.index import Index
-from recommender.ranking import Candidates, LearnedModel, Ranker, feature_names, fit_model
+from recommender.learned import LearnedModel, feature_names, fit_model
+from recommender.pipeline import Snapshot, build_snapshot
+from recommender.ranking import Candidates, Ranker
 
 #: score of an article the re-ranker did not propose (below any model score, finite
 #: so that ties among such articles are broken by the seeded random order)
@@ -81,16 +84,20 @@ class ProductMethod(ExactScorer):
     def __init__(self, corpus: Corpus, config: BuildConfig, name: str = "product",
                  cache_dir: Path | None = None, seed: int = 0, refit: bool | None = None,
                  max_train_queries: int = 8000, model_kind: str = "logistic",
-                 reuse: ProductMethod | None = None):
+                 reuse: ProductMethod | None = None, snapshot: Snapshot | None = None):
         self.name, self.corpus, self.config, self.seed = name, corpus, config, seed
-        vectors, self.embedding_stats = embed_articles(corpus.articles, config, cache_dir)
+        if snapshot is None:
+            same_vectors = reuse is not None and (reuse.config.model, reuse.config.text) == (
+                config.model, config.text)
+            snapshot = build_snapshot(
+                corpus, config, cache_dir, suggestions=False,
+                reuse=reuse.snapshot.ranking if reuse is not None else None,
+                reuse_dense=same_vectors)
+        elif [a.url for a in snapshot.articles] != [a.url for a in corpus.articles]:
+            raise ValueError("the snapshot's articles are not the corpus's, row for row")
+        self.snapshot = snapshot
+        self.ranker: Ranker = snapshot.ranker()
         n = len(corpus.articles)
-        index = Index(config, corpus.articles, vectors, np.zeros((n, 0), np.int32),
-                      np.zeros((n, 0), np.float32))
-        same_vectors = reuse is not None and (reuse.config.model, reuse.config.text) == (
-            config.model, config.text)
-        self.ranker = Ranker.build(index, corpus, reuse=reuse.ranker.index.lexical
-                                   if reuse is not None else None, reuse_dense=same_vectors)
         self.excluded = _excluded(corpus)
         self.tiebreak = tie_breaker(n, seed)
         learned = config.ranking.method == "learned"
@@ -119,7 +126,7 @@ class ProductMethod(ExactScorer):
         model: LearnedModel = fit_model(x[keep], y[keep], feature_names(self.ranker.signals),
                                         self.model_kind, self.seed,
                                         note=f"fold fit on {len(queries)} queries")
-        self.ranker.with_model(model)
+        self.ranker = self.ranker.with_model(model)
 
     def scores(self, block: np.ndarray) -> np.ndarray:
         scores = self.ranker.scores_for_rows(block)

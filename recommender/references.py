@@ -1,0 +1,124 @@
+"""Find an article from whatever reference a person or a template has at hand.
+
+A reference is an article's url (with or without its site, leading or trailing
+slash), its id, its file path (relative to the content folder, as stored in the
+index, or absolute) or its slug (the url's last segment, or the file name without
+``.md``). Every entry point resolves references here: the CLI, the HTTP API, the
+library (:meth:`Corpus.get <recommender.corpus.Corpus.get>`,
+:meth:`Recommender.get <recommender.recommender.Recommender.get>`) and the
+evaluation's query and suggestion files, so they accept exactly the same things.
+
+Rules, first match wins: url, id, path, slug. Copies of one article (same id, one
+file per subject) share their id and often their slug; those resolve to the first
+copy in file order, and a url or path always names one file.
+
+Example:
+    >>> refs = References(corpus.articles, corpus.root)            # doctest: +SKIP
+    >>> refs.row("https://example.org/learn/biology/questions/what-is-the-calvin-cycle/")
+    12
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from recommender.errors import ArticleNotFound
+
+
+class Referable(Protocol):
+    """What resolving needs of an article (:class:`recommender.corpus.Article` has it)."""
+
+    url: str
+    id: str | None
+    path: Path
+
+
+def _absolute(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _slug(text: str) -> str:
+    return text.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
+
+
+class References:
+    """Rows of ``articles`` by url, id, path and slug; built once, read by any thread.
+
+    ``root`` is the content folder: a relative path given as a reference may start
+    there or in the working directory. ``paths_from_root``: the articles' own
+    relative paths start at ``root`` (as the index stores them) rather than in the
+    working directory (as a freshly loaded corpus holds them).
+    """
+
+    def __init__(self, articles: Sequence[Referable], root: str | Path | None = None,
+                 paths_from_root: bool = False):
+        self.root = str(root) if root is not None else None
+        self.by_url: dict[str, int] = {}
+        self.by_id: dict[str, int] = {}
+        self.by_path: dict[str, int] = {}
+        self.by_slug: dict[str, int] = {}
+        for row, a in enumerate(articles):
+            self.by_url.setdefault(a.url, row)
+            if a.id is not None:
+                self.by_id.setdefault(a.id, row)
+            path = str(a.path)
+            self.by_path.setdefault(path, row)
+            absolute = self._from_root(path) if paths_from_root else _absolute(path)
+            self.by_path.setdefault(absolute, row)
+            self.by_slug.setdefault(_slug(a.url), row)
+        for row, a in enumerate(articles):  # file names after url slugs
+            self.by_slug.setdefault(a.path.stem, row)
+        self._real: dict[str, int] | None = None
+
+    def _from_root(self, path: str) -> str:
+        if self.root is not None and not os.path.isabs(path):
+            path = os.path.join(self.root, path)
+        return _absolute(path)
+
+    def _url(self, ref: str) -> int | None:
+        if "://" in ref:
+            try:
+                ref = urlsplit(ref).path or ref
+            except ValueError:  # e.g. a malformed IPv6 host: not a url then
+                pass
+        for candidate in (ref, ref.rstrip("/"), "/" + ref.strip("/")):
+            if candidate in self.by_url:
+                return self.by_url[candidate]
+        return None
+
+    def _path(self, ref: str) -> int | None:
+        if ref in self.by_path:
+            return self.by_path[ref]
+        for candidate in (self._from_root(ref), _absolute(ref)):
+            if candidate in self.by_path:
+                return self.by_path[candidate]
+        return None
+
+    def _real_path(self, ref: str) -> int | None:
+        """A path through symlinks; looked at last, and only for a path that exists."""
+        candidates = [c for c in (ref, os.path.join(self.root or "", ref)) if os.path.exists(c)]
+        if not candidates:
+            return None
+        if self._real is None:
+            self._real = {os.path.realpath(p): r for p, r in self.by_path.items()
+                          if os.path.isabs(p)}
+        for candidate in candidates:
+            row = self._real.get(os.path.realpath(candidate))
+            if row is not None:
+                return row
+        return None
+
+    def row(self, ref: str) -> int:
+        """The row of the article ``ref`` names. Raises :class:`ArticleNotFound`."""
+        ref = ref.strip()
+        if ref:
+            for lookup in (self._url, self.by_id.get, self._path,
+                           lambda r: self.by_slug.get(_slug(r)), self._real_path):
+                found = lookup(ref)
+                if found is not None:
+                    return found
+        raise ArticleNotFound(f"no article matches {ref!r} (tried url, id, path and slug)")
