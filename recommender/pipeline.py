@@ -614,7 +614,7 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
         scan = scan_folder(content_dir, known, fields, keep_last_good=keep_last_good,
                            reread=True)
         plan = plan_update(previous, scan, config, full, fields)
-    if plan.unchanged:
+    if plan.unchanged and not plan.refit:
         return Opened(scan.corpus, previous, "current", "", time.perf_counter() - started)
     if plan.added or plan.changed or plan.deleted or plan.refit:
         snapshot = apply_update(previous, plan, cache_dir, on_progress)
