@@ -69,8 +69,7 @@ def test_every_kind_of_reference_resolves_the_same_everywhere(ref: str, index_di
         assert by_path.status_code == 200, by_path.text
         assert by_path.json()["url"] == URL
     # the command line
-    from recommender.cli import app
-    from recommender.cli import core  # noqa: F401  (registers the commands)
+    from recommender.cli import app, core  # noqa: F401  (core registers the commands)
 
     result = CliRunner().invoke(app, ["related", ref, "--index", str(index_dir), "--json",
                                       "--k", "5"])

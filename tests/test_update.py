@@ -50,10 +50,12 @@ def change_everything(root: Path) -> list[str]:
     """Edit one article, add two, delete two; returns the deleted urls."""
     edit(root, CALVIN, "Calvin cycle", "Calvin-Benson cycle of light-independent reactions")
     add_copy_of(root, GREEN, "why-do-leaves-change-colour", "Chlorophyll fades in autumn.")
-    add_copy_of(root, "physics/how-does-quantum-entanglement-work.md", "what-is-quantum-teleportation",
+    add_copy_of(root, "physics/how-does-quantum-entanglement-work.md",
+                "what-is-quantum-teleportation",
                 "Teleportation moves a quantum state using entanglement.")
     gone = []
-    for rel in ("physics/what-is-wave-particle-duality.md", "medicine/how-is-acute-leukemia-diagnosed.md"):
+    for rel in ("physics/what-is-wave-particle-duality.md",
+                "medicine/how-is-acute-leukemia-diagnosed.md"):
         text = (root / rel).read_text(encoding="utf-8")
         gone.append(next(line.split(":", 1)[1].strip() for line in text.splitlines()
                          if line.startswith("url:")))
@@ -142,8 +144,8 @@ def test_deleted_articles_are_never_suggested(demo_copy: Path, tmp_path: Path):
     for article in rec.articles:
         found = {s.article.url for s in rec.related(article, 60)}
         assert not found & set(gone), article.url
-    assert not {s.article.url for s in rec.related_to_text("wave particle duality leukemia", 60)} & set(
-        gone)
+    from_text = rec.related_to_text("wave particle duality leukemia", 60)
+    assert not {s.article.url for s in from_text} & set(gone)
 
 
 def test_an_unchanged_folder_is_current_and_a_touched_file_only_rereads(demo_copy: Path,
