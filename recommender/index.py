@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,7 @@ from recommender.config import BuildConfig
 from recommender.corpus import Article, CuratedLink
 from recommender.embedding import default_cache_dir
 from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound
-from recommender.sources import FileIssue, Source, Stamp, relative_path
+from recommender.sources import FileIssue, ScanCache, Source, Stamp, relative_path
 from recommender.vectors import VectorSearch
 
 #: 3: ranking state in ranking/, per-article sources, vectors.npy
@@ -112,6 +112,15 @@ class Index:
     search: VectorSearch
     issues: list[FileIssue] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: the scan it was made from, for the next update in this process (not saved)
+    scan_cache: ScanCache | None = field(default=None, compare=False, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value computed once from the articles (e.g. per-row arrays the ranker reads)."""
+        if name not in self._derived:
+            self._derived[name] = compute()
+        return self._derived[name]
 
     @property
     def vectors(self) -> np.ndarray:

@@ -135,18 +135,23 @@ def article_fingerprint(article: Article, config: BuildConfig) -> str:
     return text_hash("\x1e".join(parts))[:24]
 
 
+def _article_hash(a: Article, s: Source) -> int:
+    text = "\x1f".join((a.url, a.id or "", a.title, a.subject, str(a.no_index),
+                        "\x1d".join(a.links), s.fingerprint))
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"),
+                                          digest_size=16).digest(), "big")
+
+
 def corpus_fingerprint(articles: list[Article], sources: list[Source]) -> str:
     """A hash of what can change suggestions or their display: texts, subjects, links, flags.
 
-    Per-article hashes combined without regard to order (no sort of the corpus).
+    Per-article hashes combined without regard to order, so an update computes it
+    from the previous one and the articles that changed (:func:`_updated_fingerprint`).
     """
     combined = 0
     for a, s in zip(articles, sources, strict=True):
-        text = "\x1f".join((a.url, a.id or "", a.title, a.subject, str(a.no_index),
-                            "\x1d".join(a.links), s.fingerprint))
-        combined ^= int.from_bytes(hashlib.blake2b(
-            text.encode("utf-8", "surrogateescape"), digest_size=16).digest(), "big")
-    return f"{combined:032x}"[:16]
+        combined ^= _article_hash(a, s)
+    return f"{combined:032x}"
 
 
 # -- building ------------------------------------------------------------------------------
@@ -260,6 +265,7 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
     root = corpus.root.resolve()
     index = Index(config, root, _for_index(articles, root), sources, search,
                   scan.issues if scan is not None else [])
+    index.scan_cache = scan.cache if scan is not None else None
     state = fit_ranking(index, articles, config, model=model, origin=origin, reuse=reuse,
                         reuse_dense=reuse_dense, suggestions=suggestions)
     report = {"kind": "build", "embedded": stats.embedded, "from_cache": stats.cached,
@@ -279,7 +285,8 @@ def build_index(corpus: Corpus, config: BuildConfig | None = None,
 
 
 def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderScan | None,
-              stats: EmbeddingStats, report: dict[str, Any]) -> dict[str, Any]:
+              stats: EmbeddingStats, report: dict[str, Any],
+              fingerprint: str | None = None) -> dict[str, Any]:
     config = index.config
     return {
         "format_version": FORMAT_VERSION,
@@ -288,7 +295,7 @@ def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderSca
         "config": config.model_dump(mode="json"),
         "corpus": {
             "root": str(index.root),
-            "fingerprint": corpus_fingerprint(index.articles, index.sources),
+            "fingerprint": fingerprint or corpus_fingerprint(index.articles, index.sources),
             "files": corpus.report.files,
             "articles": len(corpus.articles),
             "load_errors": len(corpus.report.errors),
@@ -323,6 +330,7 @@ class UpdatePlan:
     articles: list[Article]  # the scan's articles, in order (fresh ones with their text)
     sources: list[Source]
     index_articles: list[Article]  # the new index's records: the old object when unchanged
+    matched: list[int]  # the old row of the same url, -1 for an added article
     source: np.ndarray  # old row kept by each new row, -1 for fresh rows
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -346,9 +354,11 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
     source = np.full(len(articles), -1, np.int64)
     sources: list[Source] = []
     index_articles: list[Article] = []
-    plan = UpdatePlan(scan, articles, sources, index_articles, source)
+    matched: list[int] = []
+    plan = UpdatePlan(scan, articles, sources, index_articles, matched, source)
     for i, a in enumerate(articles):
         j = old_row.get(a.url)
+        matched.append(-1 if j is None else j)
         if a.url in scan.read:
             fingerprint = article_fingerprint(a, config)
         elif j is not None:
@@ -390,6 +400,28 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
     return plan
 
 
+def _updated_fingerprint(previous: Snapshot, plan: UpdatePlan) -> str:
+    """The corpus fingerprint after ``plan``, from the previous one: only rows whose record
+    or source changed are hashed again."""
+    old = previous.index
+    known = previous.manifest.get("corpus", {}).get("fingerprint", "")
+    if len(known) != 32:  # not one this version wrote: compute it whole
+        return corpus_fingerprint(plan.index_articles, plan.sources)
+    combined = int(known, 16)
+    for i, a in enumerate(plan.index_articles):
+        j = plan.matched[i]
+        if j >= 0 and a is old.articles[j] and plan.sources[i] == old.sources[j]:
+            continue
+        combined ^= _article_hash(a, plan.sources[i])
+        if j >= 0:
+            combined ^= _article_hash(old.articles[j], old.sources[j])
+    kept = {a.url for a in plan.articles}
+    for a, s in zip(old.articles, old.sources, strict=True):
+        if a.url not in kept:
+            combined ^= _article_hash(a, s)
+    return f"{combined:032x}"
+
+
 def _record(a: Article, root: Path) -> tuple[Any, ...]:
     return (a.id, a.title, a.question, a.subject, a.keywords, relative_path(a.path, root),
             a.no_index, a.description, a.date, a.curated, a.links)
@@ -423,7 +455,7 @@ def apply_update(previous: Snapshot, plan: UpdatePlan, cache_dir: Path | None = 
     if len(fresh):
         vectors[fresh] = new_vectors
     index = Index(config, old.root, plan.index_articles, plan.sources,
-                  old.search.replaced(vectors), scan.issues)
+                  old.search.replaced(vectors), scan.issues, scan_cache=scan.cache)
     t = time.perf_counter()
     n = len(plan.articles)
     if plan.refit:
@@ -488,7 +520,8 @@ def apply_update(previous: Snapshot, plan: UpdatePlan, cache_dir: Path | None = 
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "seconds": round(time.perf_counter() - started, 3),
     }
-    index.manifest = _manifest(index, state, scan.corpus, scan, stats, report)
+    index.manifest = _manifest(index, state, scan.corpus, scan, stats, report,
+                               _updated_fingerprint(previous, plan))
     return Snapshot(index, state)
 
 
@@ -496,14 +529,14 @@ def _metadata_update(previous: Snapshot, plan: UpdatePlan) -> Snapshot:
     """Only records changed: the new articles and sources over the same vectors and state."""
     old = previous.index
     index = Index(old.config, old.root, plan.index_articles, plan.sources, old.search,
-                  plan.scan.issues)
+                  plan.scan.issues, scan_cache=plan.scan.cache)
     stats = EmbeddingStats(texts=len(plan.articles), cached=len(plan.articles))
     report = {"kind": "update", "added": 0, "changed": 0, "deleted": 0,
               "metadata_only": plan.metadata, "embedded": 0, "files_read": plan.scan.files_read,
               "refit": False, "seconds": 0.0,
               "held": [{"path": h.path, "reason": h.reason} for h in plan.scan.held]}
     index.manifest = _manifest(index, previous.ranking, plan.scan.corpus, plan.scan, stats,
-                               report)
+                               report, _updated_fingerprint(previous, plan))
     return Snapshot(index, previous.ranking)
 
 
@@ -606,7 +639,8 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
         return Opened(scan.corpus, snapshot, "built", reason, time.perf_counter() - started)
     known = Known.of(previous.index.root, previous.articles, previous.index.sources,
                      previous.index.issues,
-                     previous.manifest.get("corpus", {}).get("scanned_at_ns", 0))
+                     previous.manifest.get("corpus", {}).get("scanned_at_ns", 0),
+                     previous.index.scan_cache)
     scan = scan_folder(content_dir, known, fields, only=only, keep_last_good=keep_last_good,
                        reread=full_text)
     plan = plan_update(previous, scan, config, full, fields)

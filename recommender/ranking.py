@@ -85,8 +85,10 @@ class Ranker:
         self.index, self.state = index, state
         self.config: RankingConfig = index.config.ranking
         self.n = len(index.articles)
-        self.excluded = np.array([a.no_index for a in index.articles], dtype=bool)
-        self.subject = np.array([hash(subject_key(a.subject)) for a in index.articles])
+        self.excluded = index.derived("excluded", lambda: np.array(
+            [a.no_index for a in index.articles], dtype=bool))
+        self.subject = index.derived("subjects", lambda: np.array(
+            [hash(subject_key(a.subject)) for a in index.articles]))
         self.learned = self.config.method == "learned"
         self.signals = list(state.active)
         self.lists: dict[str, NeighbourLists] = state.lists

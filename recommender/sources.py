@@ -23,6 +23,7 @@ article off the site); the scan reports it as *held*.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -106,20 +107,32 @@ DUPLICATE = "duplicate url"
 
 
 @dataclass
+class ScanCache:
+    """What a scan learned that the next one can reuse (in memory, never saved): the
+    folder's files in walk order with their stamps, and their full paths. A server
+    updating its snapshot again and again then neither sorts nor builds paths anew."""
+
+    listing: list[tuple[str, Stamp]]
+    paths: dict[str, Path]
+
+
+@dataclass
 class Known:
     """What an index knows of its folder's files, by path relative to the folder."""
 
     articles: dict[str, tuple[Article, Source]] = field(default_factory=dict)
     issues: dict[str, FileIssue] = field(default_factory=dict)
     scanned_at_ns: int = 0
+    cache: ScanCache | None = None
 
     @classmethod
     def of(cls, root: Path, articles: Sequence[Article], sources: Sequence[Source],
-           issues: Sequence[FileIssue], scanned_at_ns: int) -> Known:
+           issues: Sequence[FileIssue], scanned_at_ns: int,
+           cache: ScanCache | None = None) -> Known:
         # an index's paths are relative to its folder already
         return cls({p if not os.path.isabs(p) else relative_path(p, root): (a, s)
                     for a, s in zip(articles, sources) for p in [str(a.path)]},
-                   {i.path: i for i in issues}, scanned_at_ns)
+                   {i.path: i for i in issues}, scanned_at_ns, cache)
 
 
 @dataclass
@@ -133,6 +146,7 @@ class FolderScan:
     issues: list[FileIssue]  # files that do not load (held ones included), to remember
     files_read: int = 0
     scanned_at_ns: int = 0
+    cache: ScanCache | None = None
 
     @property
     def held(self) -> list[FileIssue]:
@@ -243,13 +257,16 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
         listing = walk_articles(root)
     else:
         changed = {os.path.relpath(os.path.abspath(p), os.path.abspath(root)) for p in only}
-        listing = [(p, _known_stamp(known, p))
-                   for p in (set(known.articles) | set(known.issues)) - changed]
-        for p in changed:
+        if known.cache is not None:  # the last scan's listing, in order: no sort
+            listing = [item for item in known.cache.listing if item[0] not in changed]
+        else:
+            listing = [(p, _known_stamp(known, p))
+                       for p in (set(known.articles) | set(known.issues)) - changed]
+            listing.sort(key=lambda item: _walk_key(item[0]))
+        for p in sorted(changed):
             stamp = _stat(root, p) if p.endswith(".md") else None
             if stamp is not None:
-                listing.append((p, stamp))
-        listing.sort(key=lambda item: _walk_key(item[0]))
+                bisect.insort(listing, (p, stamp), key=lambda item: _walk_key(item[0]))
     if not listing:
         raise CorpusError(f"content folder {root} holds no *.md files")
     to_read: list[int] = []
@@ -257,15 +274,23 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
     article_stamps: dict[int, Stamp] = {}  # when an article's stamp is not the file's
     held: list[FileIssue] = []
     racy_before = known.scanned_at_ns - RACY_NS
+    paths = dict(known.cache.paths) if known.cache is not None else {}
+
+    def full(path: str) -> Path:
+        found = paths.get(path)
+        if found is None:
+            found = paths[path] = root / path
+        return found
+
     for position, (path, stamp) in enumerate(listing):
         old = known.articles.get(path)
         issue = known.issues.get(path)
         fresh = not reread and stamp.mtime_ns < racy_before
         if fresh and old is not None and old[1].stamp == stamp:
-            items.append(_copy(old[0], old[1].subject, root / path))
+            items.append(_copy(old[0], old[1].subject, full(path)))
         elif fresh and issue is not None and issue.stamp == stamp and issue.reason != DUPLICATE:
             if issue.held and keep_last_good and old is not None:  # still broken: keep holding
-                items.append(_copy(old[0], old[1].subject, root / path))
+                items.append(_copy(old[0], old[1].subject, full(path)))
                 article_stamps[position] = old[1].stamp
                 held.append(issue)
             else:
@@ -273,14 +298,14 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
         else:
             items.append(None)
             to_read.append(position)
-    parsed = _read([root / listing[i][0] for i in to_read], fields)
+    parsed = _read([full(listing[i][0]) for i in to_read], fields)
     read_urls: set[str] = set()
     for position, item in zip(to_read, parsed, strict=True):
         path, stamp = listing[position]
         old = known.articles.get(path)
         if isinstance(item, LoadIssue) and keep_last_good and old is not None:
             held.append(FileIssue(path, stamp, item.reason, held=True))
-            item = _copy(old[0], old[1].subject, root / path)
+            item = _copy(old[0], old[1].subject, full(path))
             article_stamps[position] = old[1].stamp  # a fixed file will differ from it
         elif isinstance(item, Article):
             read_urls.add(item.url)
@@ -304,4 +329,7 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
             if rel in stamp_of:
                 issues.append(FileIssue(rel, stamp_of[rel], reason or e.reason))
     issues.sort(key=lambda i: _walk_key(i.path))
-    return FolderScan(corpus, stamps, subjects, read_urls, issues, len(to_read), started)
+    if len(paths) > 2 * len(listing):  # files come and go: forget the departed
+        paths = {p: paths[p] for p, _ in listing if p in paths}
+    return FolderScan(corpus, stamps, subjects, read_urls, issues, len(to_read), started,
+                      ScanCache(listing, paths))

@@ -65,7 +65,7 @@ def test_manifest_records_how_the_index_was_made(hashing_index, tmp_path: Path):
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
     assert manifest["model"] == "hashing" and manifest["dim"] == 512
     assert manifest["config"]["text"]["fields"] == list(HASHING.text.fields)
-    assert len(manifest["corpus"]["fingerprint"]) == 16
+    assert len(manifest["corpus"]["fingerprint"]) == 32
     assert manifest["counts"] == {"articles": 61, "suggestable": 60, "no_index": 1,
                                   "embedded": manifest["counts"]["embedded"],
                                   "from_cache": manifest["counts"]["from_cache"]}

@@ -15,7 +15,7 @@ import pytest
 
 from recommender.config import BuildConfig, RankingConfig, UpdateConfig
 from recommender.neighbours import compute_lists, compute_suggestions
-from recommender.pipeline import Snapshot, load_index, open_index
+from recommender.pipeline import Snapshot, corpus_fingerprint, load_index, open_index
 from recommender.recommender import Recommender
 
 #: depth 10 over 61 articles: lists are real top-k lists, so patching is exercised
@@ -124,6 +124,8 @@ def test_frozen_update_patches_lists_exactly_and_embeds_only_what_changed(demo_c
         np.testing.assert_array_equal(lists.rows, full.rows)
         np.testing.assert_array_equal(lists.scores, full.scores)
     assert sum(v["merged"] for v in last["lists"].values()) > 0  # some lists were merged
+    assert after.manifest["corpus"]["fingerprint"] == corpus_fingerprint(  # kept up to date
+        after.articles, after.index.sources)
     assert all(v["recomputed"] < len(after.articles) for v in last["lists"].values())
     # the suggestions recomputed are those an update can change; fresh rows among them
     recomputed = compute_suggestions(after.ranker())
