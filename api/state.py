@@ -383,12 +383,15 @@ class IndexState:
         """
         while not self._stop.is_set():
             lock = _take_lock(self.settings.resolved_index_dir())
-            if lock is not None:
-                try:
-                    self._follow_content()
-                finally:
-                    lock.close()
-                return
+            if lock is None:
+                self._stop.wait(5.0)
+                continue
+            try:
+                self._follow_content()
+            except Exception:  # e.g. the folder was removed: log, look again a bit later
+                log.exception("watching the content folder failed")
+            finally:
+                lock.close()
             self._stop.wait(5.0)
 
     def _follow_content(self) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -262,8 +263,9 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
                       scan.stamps[a.url] if scan is not None else _stamp(a),
                       scan.subjects.get(a.url, a.subject) if scan is not None else a.subject)
                for a in articles]
-    root = corpus.root.resolve()
-    index = Index(config, root, _for_index(articles, root), sources, search,
+    # paths relative to the folder as named (a symlinked folder is not resolved there)
+    index = Index(config, corpus.root.resolve(),
+                  _for_index(articles, Path(os.path.abspath(corpus.root))), sources, search,
                   scan.issues if scan is not None else [])
     index.scan_cache = scan.cache if scan is not None else None
     state = fit_ranking(index, articles, config, model=model, origin=origin, reuse=reuse,
@@ -349,6 +351,7 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
     """Compare a scan with the snapshot it was scanned against: who was added, changed,
     deleted, and whether the sparse signals must be refitted."""
     old = previous.index
+    root = Path(os.path.abspath(scan.corpus.root))  # what the scan's paths start with
     old_row = {a.url: i for i, a in enumerate(old.articles)}
     articles = list(scan.corpus.articles)
     source = np.full(len(articles), -1, np.int64)
@@ -376,14 +379,14 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
             source[i] = j
             before = old.articles[j]
             if a.url in scan.read:
-                same = _record(a, old.root) == _record(before, old.root)
+                same = _record(a, root) == _record(before, root)
             else:  # an unread file: only what other files decide can have changed
                 same = a.subject == before.subject and a.links == before.links
             if same and sources[-1] == old.sources[j]:
                 index_articles.append(before)
                 continue
             plan.metadata += 1
-        index_articles.append(_index_copy(a, old.root))
+        index_articles.append(_index_copy(a, root))
     kept_urls = {a.url for a in articles}
     plan.deleted = [a.url for a in old.articles if a.url not in kept_urls]
     if scan.issues != old.issues:

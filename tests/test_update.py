@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.config import BuildConfig, RankingConfig, UpdateConfig
+from recommender.config import BuildConfig, RankingConfig, UpdateConfig, VectorConfig
 from recommender.neighbours import compute_lists, compute_suggestions
 from recommender.pipeline import Snapshot, corpus_fingerprint, load_index, open_index
 from recommender.recommender import Recommender
+from recommender.vectors import recall_against_exact
 
 #: depth 10 over 61 articles: lists are real top-k lists, so patching is exercised
 SMALL = BuildConfig(model="hashing", ranking=RankingConfig(depth=10, pool=5),
@@ -218,3 +219,24 @@ def test_refit_comes_past_the_threshold(demo_copy: Path, tmp_path: Path):
     assert second["last_change"]["refit"]
     assert "over 5% of 61" in second["last_change"]["refit_reason"]
     assert second["fit"]["changed"] == 0  # counting starts again after a refit
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_vector_search_by_configuration(demo_copy: Path, tmp_path: Path, kind: str):
+    config = SMALL.model_copy(update={"vectors": VectorConfig(index=kind)})
+    built = open_index(demo_copy, config, tmp_path / "index").snapshot
+    assert built.manifest["vectors"] == {"index": kind}
+    assert (tmp_path / "index" / "vectors.faiss").exists()
+    loaded = load_index(tmp_path / "index")
+    assert loaded.index.search.index.ntotal == 61
+    change_everything(demo_copy)
+    updated = open_index(demo_copy, config, tmp_path / "index").snapshot
+    assert updated.index.search.index.ntotal == len(updated.articles) == 61
+    # on 61 articles the approximate search finds every neighbour: lists as exact ones
+    exact = open_index(demo_copy, SMALL, None, rebuild=True).snapshot
+    np.testing.assert_array_equal(
+        updated.ranking.lists["dense"].scores,
+        open_index(demo_copy, config, None, rebuild=True).snapshot.ranking.lists["dense"].scores)
+    assert lists_by_url(exact)["dense"].keys() == lists_by_url(updated)["dense"].keys()
+    assert recall_against_exact(updated.index.vectors, config.vectors, 10,
+                                np.arange(61)) > 0.95
