@@ -14,7 +14,8 @@ build of the index directory (by comparing manifests) within that many seconds.
 With ``watch`` (``recommender serve DIR --watch``), the content folder is followed
 with ``watchfiles``: each batch of changed files is applied as an incremental
 update (:func:`recommender.pipeline.open_index` with the served snapshot as the
-previous one), swapped in like a reload, then saved to the index directory. Of
+previous one), swapped in like a reload, then saved to the index directory by a
+thread of its own (so the next change does not wait for the write). Of
 several workers one holds the watcher's lock file and does that; the others
 follow the saved index through the manifest watcher, so every worker converges. A
 file that turns broken keeps its last good version served; it is logged, and
@@ -177,6 +178,8 @@ class IndexState:
         self.last_error: str | None = None
         self.last_reload_at: str | None = None
         self.last_reload_seconds: float | None = None
+        self._to_save: Snapshot | None = None  # the latest update, for the saver thread
+        self._save_wanted = threading.Event()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -249,6 +252,7 @@ class IndexState:
             rec.related_to_text("warm up", 1)
 
     def _swap(self, index: Snapshot, source: str) -> Loaded:
+        before = {h["path"] for h in self.current.held} if self.current is not None else set()
         rec = Recommender(index)
         self._prepare(rec)
         self._generation += 1
@@ -261,8 +265,9 @@ class IndexState:
                  loaded.generation, len(rec.articles), loaded.info["model"],
                  loaded.info["built_at"])
         for held in loaded.held:
-            log.warning("%s does not load (%s): its last good version is served",
-                        held["path"], held["reason"])
+            if held["path"] not in before:  # said once, when it turns broken
+                log.warning("%s does not load (%s): its last good version is served",
+                            held["path"], held["reason"])
         return loaded
 
     def _load_locked(self, rebuild: bool, force: bool,
@@ -342,6 +347,7 @@ class IndexState:
             self._spawn(self._watch, "index-watch")
         if self.settings.watch and self.settings.content_dir is not None:
             self._spawn(self._watch_content, "content-watch")
+            self._spawn(self._save_updates, "index-save")
 
     def _watch(self) -> None:
         """Follow newer builds of the index dir (made by another worker or `recommender build`).
@@ -402,14 +408,15 @@ class IndexState:
         log.info("watching %s for changes", content)
         self.apply_changes(None)  # catch up with what changed while no one watched
         for changes in watch(content, watch_filter=DefaultFilter(), stop_event=self._stop,
-                             debounce=300, step=50, raise_interrupt=False):
+                             debounce=150, step=30, raise_interrupt=False):
             paths = {path for _, path in changes}
             # a folder moved or removed: look at everything, else at the files named
             self.apply_changes(paths if all(p.endswith(".md") for p in paths) else None)
 
     def apply_changes(self, paths: set[str] | None) -> Loaded | None:
         """Update the served index with changed files (``None``: scan the whole folder),
-        swap it in and save it. Never raises: a failure is logged, the old index stays."""
+        swap it in, and have it saved. Never raises: a failure is logged, the old index
+        stays."""
         s = self.settings
         with self._reload_lock:
             previous = self._served()
@@ -436,11 +443,24 @@ class IndexState:
             log.info("content change applied in %.2fs: %s changed, %s added, %s deleted",
                      self.last_reload_seconds, last.get("changed"), last.get("added"),
                      last.get("deleted"))
-        try:  # after the swap: readers have the new version while it is written
-            save_index(opened.snapshot, s.resolved_index_dir())
-        except Exception as error:  # served anyway; the next update saves again
-            log.warning("could not save the updated index: %s", error)
+        self._to_save = opened.snapshot  # saved off this thread: the next change need not wait
+        self._save_wanted.set()
         return loaded
+
+    def _save_updates(self) -> None:
+        """Write the latest applied update to the index directory (for the other workers
+        and the next start); updates that come meanwhile are saved together, as the last."""
+        while not self._stop.is_set():
+            if not self._save_wanted.wait(0.5):
+                continue
+            self._save_wanted.clear()
+            snapshot, self._to_save = self._to_save, None
+            if snapshot is None:
+                continue
+            try:
+                save_index(snapshot, self.settings.resolved_index_dir())
+            except Exception as error:  # served anyway; the next update saves again
+                log.warning("could not save the updated index: %s", error)
 
     def wait_ready(self, timeout: float = 60.0) -> Loaded:
         """Block until an index is loaded (for tests and scripts); raises :class:`NotReady`."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import random
 import resource
@@ -78,15 +79,22 @@ def _field(lines: list[str], key: str) -> tuple[int, str] | None:
             value = line.split(":", 1)[1].strip()
             if value == ">-" and i + 1 < len(lines):
                 return i + 1, lines[i + 1].strip()
+            if value.startswith('"'):
+                return i, json.loads(value)
+            if value.startswith("'") and value.endswith("'"):
+                return i, value[1:-1].replace("''", "'")
             return i, value
     return None
 
 
 def _set(lines: list[str], key: str, value: str) -> None:
+    """Set a field in place; a plain scalar is written double-quoted (JSON is YAML), so a
+    value with ': ' in it stays valid."""
     found = _field(lines, key)
     assert found is not None, key
     i, _ = found
-    lines[i] = (f"{key}: {value}" if lines[i].startswith(f"{key}:") else f"    {value}")
+    lines[i] = (f"{key}: {json.dumps(value)}" if lines[i].startswith(f"{key}:")
+                else f"    {value}")
 
 
 def edit_one(path: Path) -> None:

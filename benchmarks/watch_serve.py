@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--pause", type=float, default=0.02)
+    parser.add_argument("--pause", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
