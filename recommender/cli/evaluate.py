@@ -213,7 +213,9 @@ def suggest(
     output: Annotated[Path, typer.Option(help="JSONL file to write")],
     all_articles: Annotated[bool, typer.Option(
         "--all", help="Suggest for every article (the only mode for now)")] = False,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = "tfidf",
+    method: Annotated[str, typer.Option(
+        help=f"One of {', '.join(METHODS)}; product ranks as the index does")
+    ] = "product",
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Suggestions per article")] = 10,
     dense: Annotated[Optional[Path], typer.Option(
         "--dense", exists=True, dir_okay=False, help="BuildConfig YAML for --method dense")] = None,

@@ -1,10 +1,13 @@
 """``recommender fill``: write suggested related-article blocks into a content folder.
 
 A thin layer over :mod:`recommender.fill`: it takes the folder's lock first (so a
-second fill fails at once, before minutes of index work), loads the corpus,
+second fill fails at once, before minutes of index work; the loader's forked
+workers never keep it), loads the corpus with its schema (given or detected),
 obtains a :class:`~recommender.recommender.Recommender`, plans, writes and prints
 a summary. A dry run prints the diff to stdout (the summary goes to stderr), so
-``recommender fill DIR --dry-run > fill.patch`` gives a patch to review.
+``recommender fill DIR --dry-run > fill.patch`` gives a patch to review. A fill
+that could not read, parse or write some files exits with its own code (11)
+after filling all the others.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recommender.cli import app
+from recommender.cli.options import SchemaOpt, load_schema
+from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
-from recommender.errors import CorpusError, FillError
+from recommender.errors import CorpusError, FillError, FillIncomplete
 from recommender.fill import (
     FillLock,
     FillResult,
@@ -29,6 +34,7 @@ from recommender.fill import (
     check_report_path,
     clean_temp_files,
     diff_file,
+    load_skips,
     plan_fill,
     recommender_suggester,
     write_report,
@@ -39,16 +45,17 @@ err_console = Console(stderr=True)
 
 
 def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
-                   out: Console) -> Suggest:
+                   out: Console, config: BuildConfig | None = None) -> Suggest:
     """Suggestions from the index at ``index``, else the default one, built if needed.
 
     The default index is reused only if it was built from this very folder; an
     index of another folder would suggest urls that do not exist here (they
     would be dropped, not written, but the fill would do little). A stale index
     is used with a warning: every suggestion is checked against the folder.
+    ``config`` (``--config``) is what a new index is built with, and what an
+    existing one must have been built with.
     """
     from recommender.cli.core import resolve_index_dir
-    from recommender.config import BuildConfig
     from recommender.index import build_index, corpus_fingerprint, load_index, read_manifest
     from recommender.recommender import Recommender
 
@@ -60,9 +67,9 @@ def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
     if index is None and (manifest is None or manifest.get("corpus", {}).get("root") != root):
         out.print(f"[cyan]building an index[/] of {content_dir} in {directory} (no index of"
                   " this folder there yet)")
-        built = build_index(corpus, BuildConfig(), directory, progress=True)
+        built = build_index(corpus, config or BuildConfig(), directory, progress=True)
         return recommender_suggester(Recommender(built))
-    loaded = load_index(directory)
+    loaded = load_index(directory, expected=config) if config else load_index(directory)
     corpus_info = loaded.manifest.get("corpus", {})
     if corpus_info.get("root") not in (None, root):
         out.print(f"[yellow]warning[/] index {directory} was built from {corpus_info['root']},"
@@ -90,9 +97,10 @@ def print_summary(result: FillResult, corpus: Corpus, out: Console, limit: int =
     table.add_row("skipped", str(len(result.skipped)))
     for kind, count in s["skipped"].items():
         table.add_row(f"  {kind}", str(count))
+    table.add_row("  of which failed (not-loaded, unreadable, write-error, ...)",
+                  str(s["failed"]))
     table.add_row("files not loaded (load errors)", str(len(corpus.report.errors)))
-    if result.lock_taken_over:  # the library logged a warning when it happened
-        table.add_row("stale lock taken over from", result.lock_taken_over)
+    table.add_row("fields ignored (load warnings)", str(len(corpus.report.warnings)))
     if result.cleaned_temp_files:
         table.add_row("stale temporary files removed", str(len(result.cleaned_temp_files)))
     out.print(table)
@@ -121,11 +129,19 @@ def fill(
     index: Annotated[Optional[Path], typer.Option(
         "--index", help="Index directory [default: $RECOMMENDER_INDEX or "
         "~/.cache/recommender/index, built from CONTENT_DIR if it is not of it]")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML file with a BuildConfig: what a new index is built with, and "
+        "what an existing one must match", exists=True, dir_okay=False)] = None,
+    schema: SchemaOpt = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Also write read-only files (mode kept)")] = False,
 ) -> None:
     """Write suggested related_articleN blocks into articles of CONTENT_DIR without any.
 
-    Only the new blocks are added, just before each front matter's closing
-    '---'; every other byte of every file stays as it was.
+    Only the new links are added, in the site's own style (numbered blocks just
+    before each front matter's closing '---', or items of a `related:` list);
+    every other byte of every file stays as it was. Exits 11 if some files could
+    not be read, parsed or written (all the others are filled).
     """
     if report is not None:
         check_report_path(report)
@@ -133,14 +149,18 @@ def fill(
         raise CorpusError(f"content folder {content_dir} does not exist or is not a folder")
     diff_to_stdout = dry_run and diff is None
     out = err_console if diff_to_stdout else console
+    cfg = BuildConfig.from_yaml(config) if config else None
     with contextlib.ExitStack() as stack:
-        lock = None if dry_run else stack.enter_context(FillLock(content_dir))
+        if not dry_run:
+            stack.enter_context(FillLock(content_dir))
         cleaned = [] if dry_run else clean_temp_files(content_dir)
-        corpus = load_corpus(content_dir)
-        suggest = open_suggester(content_dir, corpus, index, out)
+        chosen, reason = load_schema(schema, content_dir)
+        out.print(f"schema: {reason}", markup=False, highlight=False, soft_wrap=True)
+        corpus = load_corpus(content_dir, schema=chosen, schema_reason=reason)
+        suggest = open_suggester(content_dir, corpus, index, out, cfg)
         with _progress(out) as bar:
             task = bar.add_task("planning", total=None)
-            plans = plan_fill(corpus, suggest, k, top_up, min_score,
+            plans = plan_fill(corpus, suggest, k, top_up, min_score, force=force,
                               progress=lambda i, n: bar.update(task, completed=i, total=n))
         diffs = {id(p): diff_file(p) for p in plans if p.changes} if diff or dry_run else {}
         if dry_run:
@@ -150,10 +170,11 @@ def fill(
             with _progress(out) as bar:
                 task = bar.add_task("writing", total=None)
                 result = apply_fill(
-                    plans, progress=lambda i, n: bar.update(task, completed=i, total=n))
+                    plans, force=force,
+                    progress=lambda i, n: bar.update(task, completed=i, total=n))
             result.cleaned_temp_files = cleaned
-            result.lock_taken_over = lock.taken_over_from if lock else None
             shown = result.written
+        result.skipped[:0] = load_skips(corpus)
         patch = "".join(diffs.get(id(p), "") for p in shown)
         if diff is not None:
             try:
@@ -169,3 +190,8 @@ def fill(
         out.print(f"diff written to {diff}")
     if report is not None:
         out.print(f"report written to {report}")
+    if result.failed:
+        raise FillIncomplete(
+            f"{len(result.failed)} file(s) could not be filled (see the skipped lines above"
+            f"{' and ' + str(report) if report else '; --report FILE.json lists them all'});"
+            " every other file was filled")
