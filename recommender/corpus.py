@@ -165,6 +165,8 @@ class LoadReport:
 
 #: the schema :func:`parse_article` reads with when none is given
 QUICKTAKES = builtin_schema("quicktakes")
+#: a folder with more files than this is read by a pool of worker processes
+PARALLEL_MIN_FILES = 2000
 
 
 # --------------------------------------------------------------------------- values
@@ -695,7 +697,7 @@ def load_corpus(root: str | Path, workers: int | None = None,
         reason = schema_reason or f"{schema.name}: given"
     rels = [p.relative_to(root).as_posix() for p in paths]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if workers > 1 and len(paths) > 2000:
+    if workers > 1 and len(paths) > PARALLEL_MIN_FILES:
         size = -(-len(paths) // (workers * 4))
         starts = range(0, len(paths), size)
         with ProcessPoolExecutor(workers) as pool:

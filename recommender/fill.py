@@ -285,10 +285,11 @@ def verify_change(path: Path, old: bytes, new: bytes, plan: FilePlan) -> str | N
 
 
 def _rel(corpus: Corpus, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path(corpus.root).resolve()).as_posix()
-    except (ValueError, OSError):
-        return str(path)
+    """The path under the content folder, as written there (a symlink is not followed)."""
+    for base in (Path(corpus.root), Path(corpus.root).absolute()):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return str(path)
 
 
 def _excluded(corpus: Corpus, article: Article) -> tuple[set[str], set[str]]:

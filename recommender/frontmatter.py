@@ -60,13 +60,16 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_regular_file(path: str | Path, limit: int | None = None) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    ``limit`` defaults to :data:`MAX_FILE_BYTES`.
 
     The file is checked before it is opened (opening a FIFO blocks) and again
     through the open descriptor (it may have been swapped in between); the
     descriptor is non-blocking, so even a swapped-in FIFO cannot hang the read.
     """
+    limit = MAX_FILE_BYTES if limit is None else limit
     try:
         before = os.stat(path)
     except OSError as exc:
