@@ -199,26 +199,32 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def corpus_style(corpus: Corpus, tries: int = 20) -> LinkStyle:
-    """The style of the corpus's first file that has a numbered block, else the default.
+def _names(schema: Schema) -> tuple[str, str, str, str]:
+    block = schema.links.block
+    return block.id, block.title, block.subject, block.url
+
+
+def corpus_style(corpus: Corpus, tries: int = 20, schema: Schema | None = None) -> LinkStyle:
+    """The style of the first file (read with ``schema``) that has a numbered block.
 
     The files themselves are the reference: editors diff against them, so new
-    blocks must look like the blocks already there.
+    blocks must look like the blocks already there. Without one, the QuickTakes
+    layout under the schema's prefix and names.
     """
-    links = corpus.schema.links
-    prefix = links.numbered or DEFAULT_STYLE.prefix
-    names = (links.block.id, links.block.title, links.block.subject, links.block.url)
+    schema = schema or corpus.schema
+    prefix = schema.links.numbered or DEFAULT_STYLE.prefix
     for article in corpus:
-        if not any(c.source.startswith(prefix) for c in article.curated):
+        if article.schema != schema.name or not any(
+                c.source.startswith(prefix) for c in article.curated):
             continue
         text = _read_text(article.path)
-        style = detect_style(text, prefix, names) if text is not None else None
+        style = detect_style(text, prefix, _names(schema)) if text is not None else None
         if style is not None:
             return style
         tries -= 1
         if tries <= 0:
             break
-    return LinkStyle(prefix=prefix, names=names)
+    return LinkStyle(prefix=prefix, names=_names(schema))
 
 
 def corpus_list_style(corpus: Corpus, key: str, tries: int = 20) -> ListStyle:
@@ -234,6 +240,13 @@ def corpus_list_style(corpus: Corpus, key: str, tries: int = 20) -> ListStyle:
         if tries <= 0:
             break
     return ListStyle(key=key)
+
+
+def schema_style(corpus: Corpus, schema: Schema) -> LinkStyle | ListStyle:
+    """The style new links take in files read with ``schema``, learnt from the corpus."""
+    if schema.links.write == "list":
+        return corpus_list_style(corpus, schema.links.lists[0])
+    return corpus_style(corpus, schema=schema)
 
 
 # --------------------------------------------------------------------------- checks
@@ -380,12 +393,10 @@ def _insertion(corpus: Corpus, article: Article, text: str, meta: dict[Any, Any]
         own = detect_list_style(text, key)
         base = style if isinstance(style, ListStyle) and style.key == key else ListStyle(key)
         return list_insertion(text, meta, key, links, own or base, newline)
-    names = (schema.links.block.id, schema.links.block.title, schema.links.block.subject,
-             schema.links.block.url)
     prefix = schema.links.numbered or DEFAULT_STYLE.prefix
-    own_block = detect_style(text, prefix, names) if article.curated else None
+    own_block = detect_style(text, prefix, _names(schema)) if article.curated else None
     base_block = style if isinstance(style, LinkStyle) and style.prefix == prefix else \
-        LinkStyle(prefix=prefix, names=names)
+        LinkStyle(prefix=prefix, names=_names(schema))
     return numbered_insertion(text, links, own_block or base_block, newline)
 
 
@@ -495,20 +506,20 @@ def plan_fill(
 
     Nothing is written. Plans that cannot be carried out carry a ``skip``; the
     rest hold the verified bytes to insert and the hash of the file they were
-    computed from. ``style`` defaults to the corpus's own (see :func:`corpus_style`
-    and :func:`corpus_list_style`); a file that has links of its own keeps its
-    own layout. A problem with one file is a skip of that file, never an error
-    of the fill.
+    computed from. ``style`` defaults to the corpus's own, per schema in use
+    (see :func:`schema_style`); a file that has links of its own keeps its own
+    layout. A problem with one file is a skip of that file, never an error of
+    the fill.
     """
     chosen = select_articles(corpus, k, top_up)
-    if style is None:
-        links = corpus.schema.links
-        style = corpus_list_style(corpus, links.lists[0]) if links.write == "list" \
-            else corpus_style(corpus)
+    styles: dict[str, LinkStyle | ListStyle] = {}
     plans = []
     for i, article in enumerate(chosen):
-        plans.append(plan_file(corpus, article, suggest, k=k, min_score=min_score, style=style,
-                               force=force))
+        schema = corpus.schema_of(article)
+        if style is None and schema.name not in styles:
+            styles[schema.name] = schema_style(corpus, schema)
+        plans.append(plan_file(corpus, article, suggest, k=k, min_score=min_score,
+                               style=style or styles[schema.name], force=force))
         if progress is not None:
             progress(i + 1, len(chosen))
     return plans
@@ -833,6 +844,7 @@ __all__ = [
     "clean_temp_files",
     "corpus_list_style",
     "corpus_style",
+    "schema_style",
     "detect_style",
     "diff_file",
     "fill",

@@ -335,7 +335,7 @@ def list_insertion(text: str, meta: dict[Any, Any], key: str, links: Sequence[Pl
         if m is None:
             raise UnsupportedLayout(f"the list {key!r} is not closed on its own line")
         joined = ", ".join(items)
-        return Insertion(offset + start + len(m.group(1)),
+        return Insertion(offset + start + len(m.group(1).rstrip(" \t")),
                          f", {joined}" if value.value else joined, {key: [*old, *urls]})
     last = value.value[-1]
     if not isinstance(last, yaml.ScalarNode) or last.style not in (None, "", '"', "'"):
