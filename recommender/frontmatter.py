@@ -172,6 +172,19 @@ def _measure(root: yaml.Node, field: str, budget: int) -> None:
             stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
 
 
+def _flat_size(node: yaml.Node) -> float:
+    """The expanded size of a list or mapping of scalars (a seo block, a link block, tags);
+    infinity for anything deeper, which :func:`_measure` walks."""
+    scalar = yaml.ScalarNode
+    if type(node) is yaml.SequenceNode:
+        if all(type(c) is scalar for c in node.value):
+            return 1 + sum(1 + len(c.value) for c in node.value)
+    elif type(node) is yaml.MappingNode:
+        if all(type(k) is scalar and type(v) is scalar for k, v in node.value):
+            return 1 + sum(2 + len(k.value) + len(v.value) for k, v in node.value)
+    return float("inf")
+
+
 def _field_name(node: yaml.Node) -> str:
     return node.value[:40] if isinstance(node, yaml.ScalarNode) else "<complex key>"
 
@@ -194,10 +207,11 @@ def parse_yaml(front: str) -> Any:
     budget = len(front) + MAX_ALIAS_GROWTH
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            if not isinstance(value_node, yaml.ScalarNode) or not isinstance(
-                    key_node, yaml.ScalarNode):
-                _measure(key_node, _field_name(key_node), budget)
-                _measure(value_node, _field_name(key_node), budget)
+            if type(key_node) is not yaml.ScalarNode:
+                _measure(key_node, "<complex key>", budget)
+            if type(value_node) is yaml.ScalarNode or _flat_size(value_node) <= budget:
+                continue  # the common shapes, measured without a walk
+            _measure(value_node, _field_name(key_node), budget)
     else:
         _measure(node, "<document>", budget)
     try:
