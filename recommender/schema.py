@@ -304,9 +304,11 @@ def detect_schema(paths: Iterable[Path], root: Path | None = None,
     chosen = builtin_schema(name).model_copy(update={"fallback": others})
     facts = [f"{counts[name]} of {read} sampled files look like {name}"]
     if name != "quicktakes":
-        facts.append(f"{counts['no url field']} have no url field (urls from paths)")
+        if counts["no url field"]:
+            facts.append(f"{counts['no url field']} have no url field (urls from paths)")
         facts.append(f"{counts['markdown body']} have a markdown body")
-        facts.append(f"{counts['related lists']} have `related` lists")
+        if counts["related lists"]:
+            facts.append(f"{counts['related lists']} have `related` lists")
     mixed = [f"{counts[n]} like {n}" for n in BUILTIN if n != name and counts[n]]
     if mixed:
         facts.append(", ".join(mixed) + " (each file is read with the schema it fits)")
