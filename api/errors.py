@@ -25,11 +25,13 @@ from recommender.errors import (
     ArticleNotFound,
     CorpusError,
     FillError,
+    FillIncomplete,
     IndexMismatch,
     IndexNotFound,
     InvalidFilter,
     ModelNotAvailable,
     RecommenderError,
+    SchemaError,
     SuggestionsFileError,
 )
 
@@ -71,10 +73,12 @@ STATUS: dict[type[Exception], int] = {
     BadParameter: 422,
     IndexMismatch: 409,
     FillError: 409,
+    FillIncomplete: 409,
     ReloadInProgress: 409,
     IndexNotFound: 503,
     ModelNotAvailable: 503,
     CorpusError: 503,
+    SchemaError: 503,  # the content cannot be read as configured
     NotReady: 503,
     PayloadTooLarge: 413,
     Unauthorized: 401,
