@@ -203,15 +203,18 @@ def _ident(value: Any, path: str) -> str | None:
     return _text(value, path) or None
 
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
+
+
 def _flag(value: Any, path: str) -> bool:
+    """A yes/no field: a YAML boolean, a number, or a word such as ``"true"`` or ``"no"``."""
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, (int, float)):
         return value != 0
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", ""):
-        return value.strip() != ""
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0"):
-        return False
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
     raise _WrongType(f"field {path!r} is {value!r}, not true or false")
 
 

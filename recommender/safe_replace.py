@@ -147,7 +147,8 @@ def replace_file(
             with os.fdopen(fd, "wb") as out:
                 out.write(new)
                 out.flush()
-                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                made = os.fstat(out.fileno())
+                if (made.st_uid, made.st_gid) != (st.st_uid, st.st_gid):
                     try:
                         os.fchown(out.fileno(), st.st_uid, st.st_gid)
                     except PermissionError:

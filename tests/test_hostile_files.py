@@ -216,3 +216,10 @@ def test_a_folder_of_only_hostile_files_is_unusable_not_a_crash(tmp_path: Path):
     (root / "zero.md").symlink_to("/dev/zero")
     with pytest.raises(CorpusError, match="none of its 2 files is an article"):
         load_corpus(root)
+
+
+def test_a_lone_surrogate_escape_is_refused(tmp_path: Path):
+    """libyaml refuses ``"\\ud800"``: no text with a lone surrogate reaches the index or JSON."""
+    root = folder_with(tmp_path, "surrogate.md",
+                       QT.replace("title: What is a test?", 'title: "a \\ud800 b"') + "---\n")
+    assert "invalid Unicode character escape" in load_one_bad(root, "surrogate.md")
