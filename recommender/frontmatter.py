@@ -205,11 +205,12 @@ def parse_yaml(front: str) -> Any:
     if node is None:
         return None
     budget = len(front) + MAX_ALIAS_GROWTH
+    scalar = yaml.ScalarNode
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            if type(key_node) is not yaml.ScalarNode:
+            if type(key_node) is not scalar:
                 _measure(key_node, "<complex key>", budget)
-            if type(value_node) is yaml.ScalarNode or _flat_size(value_node) <= budget:
+            if type(value_node) is scalar or _flat_size(value_node) <= budget:
                 continue  # the common shapes, measured without a walk
             _measure(value_node, _field_name(key_node), budget)
     else:
