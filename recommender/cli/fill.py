@@ -1,4 +1,4 @@
-"""``recommender fill``: write suggested related-article blocks into a content folder.
+"""``recommender fill``: write suggested related links into a content folder's files.
 
 A thin layer over :mod:`recommender.fill`: it takes the folder's lock first (so a
 second fill fails at once, before minutes of index work; the loader's forked
@@ -136,7 +136,7 @@ def fill(
     force: Annotated[bool, typer.Option(
         "--force", help="Also write read-only files (mode kept)")] = False,
 ) -> None:
-    """Write suggested related_articleN blocks into articles of CONTENT_DIR without any.
+    """Write suggested related links into the articles of CONTENT_DIR that have none.
 
     Only the new links are added, in the site's own style (numbered blocks just
     before each front matter's closing '---', or items of a `related:` list);
