@@ -486,7 +486,7 @@ def _normalise_subjects(articles: list[Article], report: LoadReport) -> None:
 
 def _resolve_links(root: Path, articles: list[Article], by_url: Mapping[str, Article],
                    by_id: Mapping[str, list[Article]], report: LoadReport) -> None:
-    refs = _ListRefs(root, articles)
+    refs: _ListRefs | None = None  # built at the first list item (QuickTakes has none)
     for a in articles:
         seen: set[str] = set()
         resolved: list[str] = []
@@ -496,6 +496,7 @@ def _resolve_links(root: Path, articles: list[Article], by_url: Mapping[str, Art
             if target is not None:
                 report.links_by_url += 1
             elif link.source.endswith("]"):  # a list item: a url in another spelling, a path
+                refs = refs or _ListRefs(root, articles)
                 target, how = refs.find(link.url or "", a)
                 if target is None:
                     report.dangling.append(LoadIssue(str(a.path), f"{link.source} -> {link.url}"
