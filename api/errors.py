@@ -25,12 +25,14 @@ from recommender.errors import (
     ArticleNotFound,
     CorpusError,
     FillError,
+    FillIncomplete,
     IndexCorrupt,
     IndexMismatch,
     IndexNotFound,
     InvalidFilter,
     ModelNotAvailable,
     RecommenderError,
+    SchemaError,
     SuggestionsFileError,
 )
 
@@ -73,10 +75,12 @@ STATUS: dict[type[Exception], int] = {
     IndexMismatch: 409,
     IndexCorrupt: 503,  # an index that cannot be served (a reload keeps the old one)
     FillError: 409,
+    FillIncomplete: 409,
     ReloadInProgress: 409,
     IndexNotFound: 503,
     ModelNotAvailable: 503,
     CorpusError: 503,
+    SchemaError: 503,  # the content cannot be read as configured
     NotReady: 503,
     PayloadTooLarge: 413,
     Unauthorized: 401,

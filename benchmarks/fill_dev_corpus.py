@@ -1,22 +1,31 @@
-"""Batch-fill a copy of a real content folder and prove that nothing but the new blocks changed.
+"""Batch-fill a copy of a real content folder and prove that nothing but the new links changed.
 
-The fill's promise to editors is "one reviewable block per file, no stray byte",
-so this benchmark measures the time of a full run and then checks EVERY file of
-the copy against the untouched original, independently of the fill's own
-bookkeeping: unchanged files must be byte-identical; changed ones must be the
-original plus one contiguous insertion just before the closing ``---``, whose
-YAML adds only ``related_articleN`` keys (numbered on, pointing to indexable
-articles of the folder, never the article, a copy of it or an existing link).
-A second run must change nothing.
+The fill's promise to editors is "one reviewable insertion per file, no stray
+byte", so this benchmark measures the time of a full run and then checks EVERY
+file of the copy against the untouched original, independently of the fill's
+own bookkeeping: unchanged files must be byte-identical; changed ones must be
+the original plus one contiguous insertion whose YAML only adds links, in the
+schema's style: ``related_articleN`` keys just before the closing ``---``
+(numbered on) for QuickTakes, or items of the ``related:`` list (appended to it,
+or a new key at the end) for Hugo-style sites. Every new link points to an
+indexable article of the folder, never the article, a copy of it or an existing
+link. A second run must change nothing.
 
-The suggester is the real Recommender (``--index DIR``) or, so that the run takes
-minutes without an embedding model, a TF-IDF nearest-neighbour suggester built here
-with scikit-learn (``--suggester tfidf``); the safety checks do not depend on which.
+The suggester is the product itself: the Recommender over an index built here
+from the copy (``--suggester product``, with ``--config``), or over an existing
+index (``--index DIR``); or, so that a run takes minutes without an embedding
+model, a TF-IDF nearest-neighbour suggester built with scikit-learn
+(``--suggester tfidf``). The safety checks do not depend on which.
+
+The copy is made writable (``chmod u+w``): a shared corpus's files may be
+read-only, and the fill skips read-only files unless forced.
 
 Usage::
 
     python benchmarks/fill_dev_corpus.py ../shared/corpora/quicktakes-dev --suggester tfidf
     python benchmarks/fill_dev_corpus.py ../shared/corpora/quicktakes-dev --index INDEX_DIR
+    python benchmarks/fill_dev_corpus.py ../shared/corpora/manpages-dev --suggester product \\
+        --config CONFIG.yaml --out results/fill_manpages.json
 
 Writes ``results/fill_dev_corpus.json`` (override with ``--out``).
 """
@@ -47,6 +56,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recommender.cli.options import load_schema  # noqa: E402
 from recommender.corpus import (  # noqa: E402
     Article,
     Corpus,
@@ -128,6 +138,16 @@ def index_suggester(index_dir: Path) -> Suggest:
     return recommender_suggester(Recommender(load_index(index_dir.expanduser())))
 
 
+def product_suggester(corpus: Corpus, config: Path | None, work: Path) -> Suggest:
+    """The real Recommender over an index of ``corpus`` built here with ``config``."""
+    from recommender.config import BuildConfig
+    from recommender.pipeline import build_index
+    from recommender.recommender import Recommender
+
+    cfg = BuildConfig.from_yaml(config) if config else BuildConfig()
+    return recommender_suggester(Recommender(build_index(corpus, cfg, work / "index")))
+
+
 # --------------------------------------------------------------------------- verification
 
 
@@ -148,23 +168,59 @@ def _meta(data: bytes) -> dict[str, Any]:
     return yaml.load(split_front_matter(data.decode("utf-8"))[0], Loader=_Loader)
 
 
+def _check_targets(corpus: Corpus, article: Article, urls: list[Any],
+                   k: int) -> list[str]:
+    """Problems with the new targets: in the folder, indexable, new, at most ``k`` in all."""
+    problems = []
+    if len(article.curated) + len(urls) > k:
+        problems.append("more than k links")
+    seen = {article.content_key} | {corpus.by_url[u].content_key for u in article.links}
+    for url in urls:
+        target = corpus.by_url.get(url) if isinstance(url, str) else None
+        if target is None:
+            problems.append(f"link {url!r} does not point to an article of the folder")
+            continue
+        if target.no_index:
+            problems.append(f"link to no_index article {target.url}")
+        if target.content_key in seen:
+            problems.append(f"link to itself, a copy or an existing link: {target.url}")
+        seen.add(target.content_key)
+    return problems
+
+
 def check_file(old: bytes, new: bytes, corpus: Corpus, article: Article | None,
                k: int) -> tuple[list[str], list[dict[str, Any]]]:
-    """Problems with one changed file, and the links it gained."""
+    """Problems with one changed file, and the links it gained (as ``{"url": ...}`` at least)."""
     found = _insertion(old, new)
     if found is None:
         return ["not the old bytes plus one contiguous insertion"], []
     at, block = found
+    nl = b"\r\n" if b"\r\n" in old[: old.find(b"\n", 4) + 1] else b"\n"
     problems = []
-    if not block.startswith(b"related_article") or not old[at:].startswith(b"---"):
-        problems.append("insertion is not a block just before the closing '---'")
-    nl = b"\r\n" if old[:at].endswith(b"\r\n") else b"\n"
     if block.count(b"\n") != block.count(nl):
         problems.append("inserted lines do not use the file's line ending")
+    if article is None:
+        return [*problems, "changed file is not an article of the corpus"], []
     before, after = _meta(old), _meta(new)
     added = [key for key in after if key not in before]
     if list(after) != list(before) + added:
         problems.append("keys are not the old keys plus new ones at the end")
+    schema = corpus.schema_of(article)
+    if schema.links.write == "list":
+        key = schema.links.lists[0]
+        if added not in ([], [key]):
+            problems.append(f"keys other than {key!r} added: {added}")
+        if any(after[name] != value for name, value in before.items() if name != key):
+            problems.append("an existing field changed")
+        old_items = before.get(key) or []
+        new_items = after.get(key)
+        if not isinstance(new_items, list) or new_items[: len(old_items)] != old_items:
+            problems.append(f"the {key!r} list is not the old list plus new items")
+            return problems, []
+        links = [{"url": url} for url in new_items[len(old_items) :]]
+        return problems + _check_targets(corpus, article, new_items[len(old_items) :], k), links
+    if not block.startswith(b"related_article") or not old[at:].startswith(b"---"):
+        problems.append("insertion is not a block just before the closing '---'")
     if any(after[key] != value for key, value in before.items()):
         problems.append("an existing field changed")
     numbers = [int(str(key)[15:]) for key in before if str(key).startswith("related_article")
@@ -173,21 +229,12 @@ def check_file(old: bytes, new: bytes, corpus: Corpus, article: Article | None,
     if added != [f"related_article{n}" for n in range(first, first + len(added))]:
         problems.append(f"new keys {added} are not numbered on from {first}")
     links = [after[key] for key in added]
-    if article is None:
-        return [*problems, "changed file is not an article of the corpus"], links
-    if len(article.curated) + len(links) > k:
-        problems.append("more than k links")
-    seen = {article.content_key} | {corpus.by_url[u].content_key for u in article.links}
-    for link in links:
-        target = corpus.by_url.get(link.get("url")) if isinstance(link, dict) else None
+    urls = [link.get("url") if isinstance(link, dict) else None for link in links]
+    problems += _check_targets(corpus, article, urls, k)
+    for link, url in zip(links, urls, strict=True):
+        target = corpus.by_url.get(url) if isinstance(url, str) else None
         if target is None:
-            problems.append(f"link {link!r} does not point to an article of the folder")
             continue
-        if target.no_index:
-            problems.append(f"link to no_index article {target.url}")
-        if target.content_key in seen:
-            problems.append(f"link to itself, a copy or an existing link: {target.url}")
-        seen.add(target.content_key)
         integer = target.id is not None and re.fullmatch(r"-?[1-9][0-9]*|0", target.id)
         ident = int(target.id) if integer else target.id
         expected = {"id": ident, "title": target.title, "subject": target.subject,
@@ -214,8 +261,11 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("content", type=Path, help="content folder (it is copied, not touched)")
-    parser.add_argument("--suggester", choices=["tfidf", "index"], default=None)
+    parser.add_argument("--suggester", choices=["tfidf", "index", "product"], default=None)
     parser.add_argument("--index", type=Path, help="index directory for the real Recommender")
+    parser.add_argument("--config", type=Path, help="BuildConfig YAML of --suggester product")
+    parser.add_argument("--schema", help="a shipped schema name or a schema file "
+                                         "[default: detected]")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--top-up", action="store_true")
     parser.add_argument("--min-score", type=float, default=None)
@@ -234,19 +284,26 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     shutil.copytree(source, copy, symlinks=True)
+    subprocess.run(["chmod", "-R", "u+w", str(copy)], check=True)
     timings["copy_s"] = time.perf_counter() - started
     try:
         t = time.perf_counter()
-        corpus = load_corpus(copy)
+        schema, schema_reason = load_schema(args.schema, copy)
+        corpus = load_corpus(copy, schema=schema, schema_reason=schema_reason)
         timings["load_s"] = time.perf_counter() - t
+        print(f"schema: {schema_reason}", file=sys.stderr)
         selected = select_articles(corpus, args.k, args.top_up)
         t = time.perf_counter()
-        suggest = (tfidf_suggester(corpus, selected) if kind == "tfidf"
-                   else index_suggester(args.index))
+        if kind == "tfidf":
+            suggest = tfidf_suggester(corpus, selected)
+        elif kind == "product":
+            suggest = product_suggester(corpus, args.config, work)
+        else:
+            suggest = index_suggester(args.index)
         timings["suggester_build_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        with FillLock(copy) as lock:
+        with FillLock(copy):
             cleaned = clean_temp_files(copy)
             t_plan = time.perf_counter()
             plans = plan_fill(corpus, suggest, args.k, args.top_up, args.min_score)
@@ -255,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             result = apply_fill(plans)
             timings["write_s"] = time.perf_counter() - t_write
         timings["fill_total_s"] = time.perf_counter() - t
-        result.cleaned_temp_files, result.lock_taken_over = cleaned, lock.taken_over_from
+        result.cleaned_temp_files = cleaned
         print(f"filled {result.files_filled} files with {result.links_written} links in "
               f"{timings['fill_total_s']:.1f}s; verifying every file...", file=sys.stderr)
 
@@ -265,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         written = {str(p.path.resolve()): p for p in result.written}
         src_files = {p.relative_to(source).as_posix() for p in find_article_files(source)}
         all_src = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
-        all_copy = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+        all_copy = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()
+                    and p.name != LOCK_NAME}  # the lock's empty file stays, by design
         problems: list[dict[str, Any]] = []
         unchanged = changed = 0
         links_found = 0
@@ -283,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             issues, links = check_file(old, new, corpus, article, args.k)
             links_found += len(links)
             if article is not None:
-                same_subject += sum(1 for link in links if isinstance(link, dict)
-                                    and link.get("subject") == article.subject)
+                targets = [corpus.by_url.get(link.get("url")) for link in links
+                           if isinstance(link, dict)]
+                same_subject += sum(1 for t in targets
+                                    if t is not None and t.subject == article.subject)
             plan = written.get(path)
             if plan is None:
                 issues.append("changed but not reported written")
@@ -297,17 +357,17 @@ def main(argv: list[str] | None = None) -> int:
         if extra or missing:
             problems.append({"path": "*", "problem": f"files added {extra[:5]} / removed "
                                                      f"{missing[:5]}"})
-        leftovers = [p for p in extra if p.endswith(TEMP_SUFFIX) or p.endswith(LOCK_NAME)]
+        leftovers = [p for p in extra if p.endswith(TEMP_SUFFIX)]
         timings["verify_s"] = time.perf_counter() - t
 
         # a second run must change nothing
         def tree() -> dict[str, str]:
             return {p.relative_to(copy).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                    for p in copy.rglob("*") if p.is_file()}
+                    for p in copy.rglob("*") if p.is_file() and p.name != LOCK_NAME}
 
         first_tree = tree()
         t = time.perf_counter()
-        again_corpus = load_corpus(copy)
+        again_corpus = load_corpus(copy, schema=schema, schema_reason=schema_reason)
         again_plans = plan_fill(again_corpus, suggest, args.k, args.top_up, args.min_score)
         with FillLock(copy):
             again = apply_fill(again_plans)
@@ -322,12 +382,15 @@ def main(argv: list[str] | None = None) -> int:
             "article_files": len(src_files),
             "articles": len(corpus),
             "load_errors": len(corpus.report.errors),
+            "load_warnings": len(corpus.report.warnings),
+            "schema_files": corpus.report.by_schema,
             "no_index": corpus.report.no_index,
             "selected": len(selected),
             "files_filled": result.files_filled,
             "links_written": result.links_written,
             "links_per_filled_file": Counter(len(p.links) for p in result.written),
             "skipped": result.skipped_by_kind(),
+            "failed": len(result.failed),
             "skipped_examples": [vars(s) for s in result.skipped[:10]],
             "same_subject_share": round(same_subject / links_found, 4) if links_found else None,
             "score": {"min": min(scores), "median": statistics.median(scores),
@@ -352,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             "platform": {"system": platform.platform(), "machine": platform.machine(),
                          "cpus": os.cpu_count(), "python": platform.python_version()},
             "parameters": {"content": str(args.content), "suggester": kind,
-                           "index": str(args.index) if args.index else None, "k": args.k,
+                           "index": str(args.index) if args.index else None,
+                           "config": args.config.read_text() if args.config else None,
+                           "schema": schema_reason, "k": args.k,
                            "top_up": args.top_up, "min_score": args.min_score},
             "timings_s": {key: round(value, 3) for key, value in timings.items()},
             "throughput": {

@@ -48,3 +48,11 @@ class FillError(RecommenderError):
 
 class SuggestionsFileError(RecommenderError):
     """A suggestions file cannot be read (bad JSON, missing fields, repeated url)."""
+
+
+class SchemaError(RecommenderError):
+    """A schema file cannot be used (unreadable, invalid YAML, unknown or mistyped key)."""
+
+
+class FillIncomplete(FillError):
+    """The fill ran to the end, but some files could not be read or written (see its report)."""

@@ -1,19 +1,24 @@
-"""Batch-fill: write suggested ``related_articleN`` blocks into articles that lack them.
+"""Batch-fill: write suggested related links into articles that lack them.
 
 Editors review the result as a git diff over thousands of files, so the one
-promise this module keeps above all is that *nothing but the inserted block
+promise this module keeps above all is that *nothing but the inserted links
 changes*: no re-serialised YAML, no changed line endings, quoting, key order,
 comments or body. To keep it, a file is never loaded and dumped again; the new
-block is rendered as text in the style the content already uses and inserted
-just before the closing ``---`` of the front matter. Every change is checked
-twice before it replaces a file: the bytes with the block cut out must equal the
-old bytes, and the re-parsed front matter must equal the old one plus the new
-keys only.
+links are rendered as text in the style the site already uses
+(:mod:`recommender.link_style`: numbered ``related_articleN`` blocks just before
+the closing ``---``, or items of a ``related:`` list) and inserted. Every change
+is checked twice before it replaces a file: the bytes with the insertion cut out
+must equal the old bytes, and the re-parsed front matter must equal the old one
+with only the planned keys added or extended.
 
-Writes are crash-safe (temporary file in the same folder, fsync, ``os.replace``),
-refuse files edited since they were planned, and are serialised per content
-folder by a lock file, so a killed fill leaves every file either as it was or
-completely filled, and a second run only finishes what the first did not.
+Writes are crash-safe and never lose an editor's save
+(:mod:`recommender.safe_replace`: temporary file, fsync, atomic exchange,
+ownership and mode kept), each folder is fsynced before its files count as
+done, and fills of one folder are serialised by an ``flock`` on
+``.recommender-fill.lock`` (the ``filelock`` package): the kernel releases it
+when its holder dies, however it dies, so a killed fill never locks the folder
+out, and a second run only finishes what the first did not. A file that cannot
+be read, parsed or written is one entry of the result; the rest is filled.
 
 Example:
     >>> corpus = load_corpus("demo/content")                        # doctest: +SKIP
@@ -26,42 +31,46 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import io
 import json
 import logging
 import math
 import os
 import re
-import stat
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import filelock
 
-from recommender.corpus import (
-    Article,
-    ArticleParseError,
-    Corpus,
-    parse_article,
-    split_front_matter,
-)
+from recommender.corpus import Article, ArticleParseError, Corpus, parse_article
 from recommender.errors import ArticleNotFound, FillError
-
-try:  # the lock arbitrates take-overs with flock where the platform has it
-    import fcntl
-except ImportError:  # pragma: no cover - not on Linux/macOS
-    fcntl = None  # type: ignore[assignment]
-
-try:
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+from recommender.frontmatter import decode, front_matter_end, load_front_matter, read_regular_file
+from recommender.link_style import (
+    DEFAULT_STYLE,
+    Insertion,
+    LinkStyle,
+    ListStyle,
+    PlannedLink,
+    UnsupportedLayout,
+    detect_list_style,
+    detect_style,
+    list_insertion,
+    numbered_insertion,
+    render_block,
+    yaml_scalar,
+)
+from recommender.safe_replace import (
+    TEMP_SUFFIX,
+    Refused,
+    check_target,
+    fsync_dir,
+    replace_file,
+    sha256,
+)
+from recommender.schema import Schema
 
 log = logging.getLogger(__name__)
 
@@ -69,63 +78,23 @@ log = logging.getLogger(__name__)
 Suggest = Callable[[Article, int, set[str]], Sequence[tuple[Article, float]]]
 
 LOCK_NAME = ".recommender-fill.lock"
-#: temporary files are hidden and do not end in ``.md``, so a loader never reads one
-TEMP_SUFFIX = ".recommender-fill.tmp"
-LINK_FIELDS = ("id", "title", "subject", "url")
-
-# the same closing line as recommender.corpus.split_front_matter looks for
-_FRONT_MATTER_END = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
-_RELATED_KEY = re.compile(r"^related_article(\d+)$")
-_BLOCK_START = re.compile(r"^related_article\d+:[ \t]*(?:#.*)?$")
-_INT_ID = re.compile(r"-?[1-9][0-9]*|0")
-# what YAML may hold at all (PyYAML's reader), and what a one-line block scalar may not
-_NON_PRINTABLE = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-_LINE_BREAKS = re.compile("[\r\n\x85\u2028\u2029\ufeff]")
 # how many suggestions beyond the needed ones are asked for, to survive dropped ones,
 # and the most ever asked for one article
 _SLACK = 5
 _MAX_ASK = 500
+
+#: skips that mean a file could not be done (the fill exits with its own code):
+#: the others (no suggestion, read-only, symlink, hard link, not in the index) are choices
+FAILED_KINDS = frozenset({"not-loaded", "unreadable", "unparseable", "write-error",
+                          "verify-failed", "changed-on-disk", "owner"})
 
 
 # --------------------------------------------------------------------------- models
 
 
 @dataclass(frozen=True)
-class LinkStyle:
-    """How a file set writes its curated blocks, so new ones look like the old ones.
-
-    ``indent`` is the indentation of the child keys, ``title_block`` the block
-    scalar header used for titles (``">-"``; ``None`` writes a plain or quoted
-    scalar), ``block_indent`` the absolute indentation of that scalar's content.
-    """
-
-    indent: int = 4
-    title_block: str | None = ">-"
-    block_indent: int = 8
-    order: tuple[str, ...] = LINK_FIELDS
-
-
-#: the QuickTakes layout, used when no file of the corpus has a curated block
-DEFAULT_STYLE = LinkStyle()
-
-
-@dataclass(frozen=True)
-class PlannedLink:
-    """One new ``related_articleN`` block: which article it points to, and why."""
-
-    n: int
-    url: str
-    id: str | None
-    title: str
-    subject: str
-    score: float
-
-
-@dataclass(frozen=True)
 class Skip:
-    """An article that was selected but not (completely) written, and why."""
+    """An article (or file) that was selected but not (completely) written, and why."""
 
     path: str
     url: str
@@ -135,29 +104,32 @@ class Skip:
 
 @dataclass
 class FilePlan:
-    """The planned change of one file: the bytes to insert, where, and over what.
+    """The planned change of one file: the text to insert, where, and over what.
 
     Only the hash of the old bytes is kept (not the bytes), so a plan over
     thousands of files stays small; the write re-reads the file and refuses to
-    go on if the hash differs.
+    go on if the hash differs. ``expect`` maps each key the insertion adds or
+    extends to the value it must load to afterwards.
     """
 
     path: Path
     rel: str
     url: str
     sha256: str
-    insert_at: int = 0  # byte offset of the closing '---' line
+    insert_at: int = 0  # byte offset of the insertion
     block: bytes = b""
     links: tuple[PlannedLink, ...] = ()
-    existing: int = 0  # curated blocks the file already had
+    existing: int = 0  # curated links the file already had
     skip: Skip | None = None
+    expect: dict[str, Any] = field(default_factory=dict, repr=False)
+    schema: Schema | None = field(default=None, repr=False)
 
     @property
     def changes(self) -> bool:
         return self.skip is None and bool(self.links)
 
     def apply(self, old: bytes) -> bytes:
-        """The new bytes: ``old`` with the block inserted, nothing else touched."""
+        """The new bytes: ``old`` with the insertion, nothing else touched."""
         return old[: self.insert_at] + self.block + old[self.insert_at :]
 
 
@@ -169,7 +141,6 @@ class FillResult:
     written: list[FilePlan] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     cleaned_temp_files: list[str] = field(default_factory=list)
-    lock_taken_over: str | None = None
     dry_run: bool = False
 
     @classmethod
@@ -191,6 +162,11 @@ class FillResult:
         """Plans that insert something (for a dry run: what would be written)."""
         return [p for p in self.plans if p.changes]
 
+    @property
+    def failed(self) -> list[Skip]:
+        """Files that could not be read, parsed or written (not skipped by choice)."""
+        return [s for s in self.skipped if s.kind in FAILED_KINDS]
+
     def skipped_by_kind(self) -> dict[str, int]:
         return dict(Counter(s.kind for s in self.skipped).most_common())
 
@@ -202,156 +178,75 @@ class FillResult:
             "files_filled": len(done),
             "links_written": sum(len(p.links) for p in done),
             "skipped": self.skipped_by_kind(),
+            "failed": len(self.failed),
             "cleaned_temp_files": len(self.cleaned_temp_files),
-            "lock_taken_over": self.lock_taken_over,
         }
+
+
+def load_skips(corpus: Corpus) -> list[Skip]:
+    """The files of the folder that did not load, as skips: a fill cannot do them either."""
+    return [Skip(_rel(corpus, Path(issue.path)), "", "not-loaded", issue.reason)
+            for issue in [*corpus.report.errors, *corpus.report.duplicate_urls]]
 
 
 # --------------------------------------------------------------------------- style
 
 
-def detect_style(text: str) -> LinkStyle | None:
-    """Learn the layout of the first curated block in ``text``; ``None`` if it has none.
-
-    Only block mappings are learnt (the form editors write); a file with flow
-    mappings or no blocks says nothing about the style.
-    """
+def _read_text(path: Path) -> str | None:
     try:
-        front, _ = split_front_matter(text)
+        return decode(read_regular_file(path))
     except ArticleParseError:
         return None
-    lines = front.splitlines()
-    for i, line in enumerate(lines):
-        if not _BLOCK_START.match(line):
-            continue
-        children: list[tuple[int, str]] = []
-        for child in lines[i + 1 :]:
-            if not child.strip():
-                continue
-            indent = len(child) - len(child.lstrip(" "))
-            if indent == 0:
-                break
-            children.append((indent, child.strip()))
-        if not children:
-            continue
-        key_indent = children[0][0]
-        keys: list[str] = []
-        title_block: str | None = DEFAULT_STYLE.title_block
-        block_indent: int | None = None
-        for j, (indent, child) in enumerate(children):
-            if indent != key_indent:
-                continue
-            key, _, value = child.partition(":")
-            keys.append(key.strip())
-            if key.strip() != "title":
-                continue
-            value = value.split(" #", 1)[0].strip()
-            if value in (">-", "|-"):
-                title_block = value
-                if j + 1 < len(children) and children[j + 1][0] > key_indent:
-                    block_indent = children[j + 1][0]
-            else:
-                title_block = None
-        order = tuple(k for k in keys if k in LINK_FIELDS)
-        order = tuple(dict.fromkeys(order + LINK_FIELDS))
-        return LinkStyle(
-            indent=key_indent,
-            title_block=title_block,
-            block_indent=block_indent or key_indent * 2,
-            order=order,
-        )
-    return None
 
 
-def corpus_style(corpus: Corpus, tries: int = 20) -> LinkStyle:
-    """The style of the corpus's first file that has a curated block, else the default.
+def _names(schema: Schema) -> tuple[str, str, str, str]:
+    block = schema.links.block
+    return block.id, block.title, block.subject, block.url
+
+
+def corpus_style(corpus: Corpus, tries: int = 20, schema: Schema | None = None) -> LinkStyle:
+    """The style of the first file (read with ``schema``) that has a numbered block.
 
     The files themselves are the reference: editors diff against them, so new
-    blocks must look like the blocks already there.
+    blocks must look like the blocks already there. Without one, the QuickTakes
+    layout under the schema's prefix and names.
     """
+    schema = schema or corpus.schema
+    prefix = schema.links.numbered or DEFAULT_STYLE.prefix
     for article in corpus:
-        if not article.curated:
+        if article.schema != schema.name or not any(
+                c.source.startswith(prefix) for c in article.curated):
             continue
-        try:
-            style = detect_style(article.path.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError):
-            style = None
+        text = _read_text(article.path)
+        style = detect_style(text, prefix, _names(schema)) if text is not None else None
         if style is not None:
             return style
         tries -= 1
         if tries <= 0:
             break
-    return DEFAULT_STYLE
+    return LinkStyle(prefix=prefix, names=_names(schema))
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def yaml_scalar(value: str | int) -> str:
-    """``value`` as one line of YAML that loads back to exactly ``value``.
-
-    PyYAML's own emitter chooses plain style when that is safe and quotes
-    otherwise; anything it would spread over several lines is double-quoted
-    with escapes instead, so the block stays one line per key.
-
-    Example:
-        >>> yaml_scalar("Psychology"), yaml_scalar("Yes"), yaml_scalar(2164)
-        ('Psychology', "'Yes'", '2164')
-        >>> yaml_scalar("Q: why?")
-        "'Q: why?'"
-    """
-    text = yaml.safe_dump(value, allow_unicode=True, width=sys.maxsize)
-    text = text.removesuffix("\n").removesuffix("\n...")
-    if "\n" in text or yaml.load(f"k: {text}", Loader=_Loader) != {"k": value}:
-        text = yaml.safe_dump(
-            value, allow_unicode=True, width=sys.maxsize, default_style='"'
-        ).removesuffix("\n")
-    return text
-
-
-def _id_value(ident: str) -> str | int:
-    """Ids are written as the integers QuickTakes uses; any other id as a string."""
-    return int(ident) if _INT_ID.fullmatch(ident) else ident
-
-
-def _block_safe(title: str) -> bool:
-    """Whether ``title`` can be the one content line of a ``>-`` scalar unchanged."""
-    return (
-        bool(title)
-        and title == title.strip(" \t")
-        and not _LINE_BREAKS.search(title)
-        and not _NON_PRINTABLE.search(title)
-    )
-
-
-def expected_fields(link: PlannedLink) -> dict[str, Any]:
-    """What the YAML of a rendered block must load to (checked before any write)."""
-    values: dict[str, Any] = {
-        "id": _id_value(link.id) if link.id is not None else None,
-        "title": link.title,
-        "subject": link.subject,
-        "url": link.url,
-    }
-    if link.id is None:
-        del values["id"]
-    return values
-
-
-def render_block(link: PlannedLink, style: LinkStyle, newline: str) -> str:
-    """One ``related_articleN`` block in ``style``, every line ending in ``newline``."""
-    pad = " " * style.indent
-    values = expected_fields(link)
-    lines = [f"related_article{link.n}:"]
-    for key in style.order:
-        if key not in values:
+def corpus_list_style(corpus: Corpus, key: str, tries: int = 20) -> ListStyle:
+    """The indentation of the corpus's first block list under ``key``, else two spaces."""
+    for article in corpus:
+        if not any(c.source.startswith(f"{key}[") for c in article.curated):
             continue
-        value = values[key]
-        if key == "title" and style.title_block and _block_safe(value):
-            lines.append(f"{pad}title: {style.title_block}")
-            lines.append(" " * max(style.block_indent, style.indent + 1) + value)
-        else:
-            lines.append(f"{pad}{key}: {yaml_scalar(value)}")
-    return "".join(line + newline for line in lines)
+        text = _read_text(article.path)
+        style = detect_list_style(text, key) if text is not None else None
+        if style is not None:
+            return style
+        tries -= 1
+        if tries <= 0:
+            break
+    return ListStyle(key=key)
+
+
+def schema_style(corpus: Corpus, schema: Schema) -> LinkStyle | ListStyle:
+    """The style new links take in files read with ``schema``, learnt from the corpus."""
+    if schema.links.write == "list":
+        return corpus_list_style(corpus, schema.links.lists[0])
+    return corpus_style(corpus, schema=schema)
 
 
 # --------------------------------------------------------------------------- checks
@@ -368,57 +263,46 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _load_meta(text: str) -> dict[Any, Any]:
-    meta = yaml.load(split_front_matter(text)[0], Loader=_Loader)
-    if not isinstance(meta, dict):
-        raise ArticleParseError("front matter is not a mapping")
-    return meta
+def verify_change(path: Path, old: bytes, new: bytes, plan: FilePlan) -> str | None:
+    """Why ``new`` is not exactly ``old`` plus the planned insertion; ``None`` if it is.
 
-
-def verify_change(
-    path: Path, old: bytes, new: bytes, plan: FilePlan
-) -> str | None:
-    """Why ``new`` is not exactly ``old`` plus the planned blocks; ``None`` if it is.
-
-    Two independent checks: the bytes (cut the block out, get the old file) and
-    the meaning (the re-parsed front matter is the old one plus the new keys,
-    in order, with the values that were planned).
+    Two independent checks: the bytes (cut the insertion out, get the old file)
+    and the meaning (the re-parsed front matter is the old one with only the
+    planned keys added, at the end, or extended, with the values planned).
     """
     cut = len(plan.block)
     if len(new) != len(old) + cut or new[: plan.insert_at] != old[: plan.insert_at]:
-        return "bytes before the inserted block differ"
+        return "bytes before the insertion differ"
     if new[plan.insert_at + cut :] != old[plan.insert_at :]:
-        return "bytes after the inserted block differ"
+        return "bytes after the insertion differ"
     try:
         old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
-        parse_article(path, new_text)
-        old_meta, new_meta = _load_meta(old_text), _load_meta(new_text)
-    except (UnicodeDecodeError, ArticleParseError, yaml.YAMLError) as exc:
+        parse_article(path, new_text, plan.schema or Schema(), plan.rel)
+        old_meta, _ = load_front_matter(old_text)
+        new_meta, _ = load_front_matter(new_text)
+    except (UnicodeDecodeError, ArticleParseError) as exc:
         return f"new text does not parse: {exc}"
-    added = {f"related_article{link.n}": expected_fields(link) for link in plan.links}
-    if list(new_meta) != list(old_meta) + list(added):
-        return "front matter keys are not the old keys plus the new blocks"
+    added = [key for key in plan.expect if key not in old_meta]
+    if list(new_meta) != list(old_meta) + added:
+        return "front matter keys are not the old keys plus the new ones"
     for key, value in old_meta.items():
-        if not _same(new_meta[key], value):
+        if key not in plan.expect and not _same(new_meta[key], value):
             return f"field {key!r} changed"
-    for key, value in added.items():
+    for key, value in plan.expect.items():
         if not _same(new_meta[key], value):
-            return f"{key} does not load to the planned link"
+            return f"{key} does not load to the planned links"
     return None
 
 
 # --------------------------------------------------------------------------- planning
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _rel(corpus: Corpus, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path(corpus.root).resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    """The path under the content folder, as written there (a symlink is not followed)."""
+    for base in (Path(corpus.root), Path(corpus.root).absolute()):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return str(path)
 
 
 def _excluded(corpus: Corpus, article: Article) -> tuple[set[str], set[str]]:
@@ -481,13 +365,47 @@ def _newline_before(text: str, pos: int) -> str:
     return "\r\n" if text[max(0, pos - 2) : pos] == "\r\n" else "\n"
 
 
-def _locate_end(text: str) -> int:
-    """Offset (in characters) of the closing ``---`` line, as the corpus loader finds it."""
-    first_nl = text.find("\n")
-    match = _FRONT_MATTER_END.search(text, first_nl + 1) if first_nl >= 0 else None
-    if match is None:
-        raise ArticleParseError("no closing '---' line")
-    return match.start()
+def _suggest(corpus: Corpus, article: Article, suggest: Suggest, needed: int,
+             min_score: float | None) -> tuple[list[tuple[Article, float]], str]:
+    """The chosen targets, or none and why (asking for more while dropped ones leave too few)."""
+    keys, exclude = _excluded(corpus, article)
+    ask = needed + _SLACK
+    while True:
+        suggestions = list(suggest(article, ask, set(exclude)))
+        chosen, dropped = _choose(corpus, suggestions, keys, needed, min_score)
+        exhausted = len(suggestions) < ask or ask >= _MAX_ASK
+        if len(chosen) == needed or exhausted or dropped["below min score"]:
+            break  # best first: past one under min_score, more would all be under it too
+        ask = min(ask * 4, _MAX_ASK)
+    why = ", ".join(f"{n} {reason}" for reason, n in dropped.items()) or "none returned"
+    return chosen, why
+
+
+def _insertion(corpus: Corpus, article: Article, text: str, meta: dict[Any, Any],
+               links: tuple[PlannedLink, ...], style: LinkStyle | ListStyle | None,
+               newline: str) -> Insertion:
+    """Where and how the new links go, in the style of the article's schema."""
+    schema = corpus.schema_of(article)
+    if schema.links.write == "list":
+        key = schema.links.lists[0]
+        if "." in key:
+            raise UnsupportedLayout(f"links key {key!r} is nested; a fill writes top-level lists")
+        own = detect_list_style(text, key)
+        base = style if isinstance(style, ListStyle) and style.key == key else ListStyle(key)
+        return list_insertion(text, meta, key, links, own or base, newline)
+    prefix = schema.links.numbered or DEFAULT_STYLE.prefix
+    own_block = detect_style(text, prefix, _names(schema)) if article.curated else None
+    base_block = style if isinstance(style, LinkStyle) and style.prefix == prefix else \
+        LinkStyle(prefix=prefix, names=_names(schema))
+    return numbered_insertion(text, links, own_block or base_block, newline)
+
+
+def _next_number(meta: Mapping[Any, Any], schema: Schema, existing: int) -> int:
+    if schema.links.write == "list":
+        return existing + 1
+    pattern = re.compile(rf"^{re.escape(schema.links.numbered or '')}(\d+)$")
+    numbers = [int(m.group(1)) for m in map(pattern.match, map(str, meta)) if m]
+    return max(numbers, default=0) + 1
 
 
 def plan_file(
@@ -497,78 +415,60 @@ def plan_file(
     *,
     k: int = 5,
     min_score: float | None = None,
-    style: LinkStyle = DEFAULT_STYLE,
+    style: LinkStyle | ListStyle | None = None,
+    force: bool = False,
 ) -> FilePlan:
-    """Plan the blocks of one article (which must need some); never writes anything."""
+    """Plan the links of one article (which must need some); never writes anything."""
     rel = _rel(corpus, article.path)
+    schema = corpus.schema_of(article)
 
     def skipped(kind: str, detail: str, sha: str = "") -> FilePlan:
-        return FilePlan(
-            article.path, rel, article.url, sha, skip=Skip(rel, article.url, kind, detail)
-        )
+        return FilePlan(article.path, rel, article.url, sha,
+                        skip=Skip(rel, article.url, kind, detail), schema=schema)
 
-    if article.path.is_symlink():
-        return skipped("symlink", "is a symbolic link; replacing it would change the tree")
     try:
-        old = article.path.read_bytes()
-        nlink = os.stat(article.path).st_nlink
-    except OSError as exc:
-        return skipped("unreadable", f"cannot read file: {exc.strerror or exc}")
-    sha = _sha256(old)
-    if nlink > 1:
-        return skipped("hard-link", f"has {nlink} hard links; a rewrite would split them", sha)
+        check_target(article.path, force)
+        old = read_regular_file(article.path)
+    except Refused as refused:
+        return skipped(refused.kind, refused.detail)
+    except ArticleParseError as exc:
+        return skipped("unreadable", str(exc))
+    sha = sha256(old)
     try:
-        text = old.decode("utf-8")
-        fresh = parse_article(article.path, text)
-        meta = _load_meta(text)
-        end = _locate_end(text)
-    except (UnicodeDecodeError, ArticleParseError, yaml.YAMLError) as exc:
+        text = decode(old)
+        fresh = parse_article(article.path, text, corpus.schema, rel)
+        meta, _ = load_front_matter(text)
+    except ArticleParseError as exc:
         return skipped("unparseable", f"file no longer parses: {exc}", sha)
     if fresh.url != article.url or fresh.curated != article.curated:
         return skipped("changed-on-disk", "file changed since the corpus was loaded", sha)
-
-    needed = k - len(article.curated)
-    keys, exclude = _excluded(corpus, article)
-    ask = needed + _SLACK
-    while True:  # ask for more while dropped suggestions (e.g. copies) leave too few
-        try:
-            suggestions = list(suggest(article, ask, set(exclude)))
-        except ArticleNotFound as exc:
-            return skipped("not-in-index", str(exc), sha)
-        chosen, dropped = _choose(corpus, suggestions, keys, needed, min_score)
-        exhausted = len(suggestions) < ask or ask >= _MAX_ASK
-        if len(chosen) == needed or exhausted or dropped["below min score"]:
-            break  # best first: past one under min_score, more would all be under it too
-        ask = min(ask * 4, _MAX_ASK)
+    try:
+        chosen, why = _suggest(corpus, article, suggest, k - len(article.curated), min_score)
+    except ArticleNotFound as exc:
+        return skipped("not-in-index", str(exc), sha)
     if not chosen:
-        why = ", ".join(f"{n} {reason}" for reason, n in dropped.items()) or "none returned"
         return skipped("no-suggestions", f"no usable suggestion ({why})", sha)
 
-    numbers = [int(m.group(1)) for m in map(_RELATED_KEY.match, map(str, meta)) if m]
-    first = max(numbers, default=0) + 1
-    links = tuple(
-        PlannedLink(
-            n=first + i,
-            url=target.url,
-            id=target.id,
-            title=target.title,
-            subject=target.subject,
-            score=score,
-        )
-        for i, (target, score) in enumerate(chosen)
-    )
-    own = detect_style(text) if article.curated else None
-    newline = _newline_before(text, end)
-    block = "".join(render_block(link, own or style, newline) for link in links)
+    first = _next_number(meta, schema, len(article.curated))
+    links = tuple(PlannedLink(n=first + i, url=target.url, id=target.id, title=target.title,
+                              subject=target.subject, score=score)
+                  for i, (target, score) in enumerate(chosen))
+    try:
+        newline = _newline_before(text, front_matter_end(text))
+        ins = _insertion(corpus, article, text, meta, links, style, newline)
+    except (UnsupportedLayout, ArticleParseError) as exc:
+        return skipped("unsupported-layout", str(exc), sha)
     plan = FilePlan(
         path=article.path,
         rel=rel,
         url=article.url,
         sha256=sha,
-        insert_at=len(text[:end].encode("utf-8")),
-        block=block.encode("utf-8"),
+        insert_at=len(text[: ins.at].encode("utf-8")),
+        block=ins.text.encode("utf-8"),
         links=links,
         existing=len(article.curated),
+        expect=ins.changes,
+        schema=corpus.schema,
     )
     problem = verify_change(article.path, old, plan.apply(old), plan)
     if problem is not None:
@@ -598,20 +498,28 @@ def plan_fill(
     top_up: bool = False,
     min_score: float | None = None,
     *,
-    style: LinkStyle | None = None,
+    style: LinkStyle | ListStyle | None = None,
+    force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[FilePlan]:
     """Plan the fill of a corpus: one :class:`FilePlan` per selected article.
 
     Nothing is written. Plans that cannot be carried out carry a ``skip``; the
     rest hold the verified bytes to insert and the hash of the file they were
-    computed from. ``style`` defaults to the corpus's own (see :func:`corpus_style`).
+    computed from. ``style`` defaults to the corpus's own, per schema in use
+    (see :func:`schema_style`); a file that has links of its own keeps its own
+    layout. A problem with one file is a skip of that file, never an error of
+    the fill.
     """
     chosen = select_articles(corpus, k, top_up)
-    style = style or corpus_style(corpus)
+    styles: dict[str, LinkStyle | ListStyle] = {}
     plans = []
     for i, article in enumerate(chosen):
-        plans.append(plan_file(corpus, article, suggest, k=k, min_score=min_score, style=style))
+        schema = corpus.schema_of(article)
+        if style is None and schema.name not in styles:
+            styles[schema.name] = schema_style(corpus, schema)
+        plans.append(plan_file(corpus, article, suggest, k=k, min_score=min_score,
+                               style=style or styles[schema.name], force=force))
         if progress is not None:
             progress(i + 1, len(chosen))
     return plans
@@ -620,62 +528,18 @@ def plan_fill(
 # --------------------------------------------------------------------------- writing
 
 
-def _write_one(plan: FilePlan, hook: Callable[[str, FilePlan], None] | None) -> Skip | None:
+def _write_one(plan: FilePlan, hook: Callable[[str, FilePlan], None] | None,
+               force: bool) -> Skip | None:
     """Replace one file atomically with its filled version, or say why not."""
-
-    def skip(kind: str, detail: str) -> Skip:
-        return Skip(plan.rel, plan.url, kind, detail)
-
     if hook is not None:
         hook("before_write", plan)
-    path = plan.path
     try:
-        old = path.read_bytes()
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError as exc:
-        return skip("unreadable", f"cannot read file: {exc.strerror or exc}")
-    if _sha256(old) != plan.sha256:
-        return skip("changed-on-disk", "file changed on disk since it was planned")
-    new = plan.apply(old)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(new)
-                out.flush()
-                os.fchmod(out.fileno(), mode)
-                os.fsync(out.fileno())
-            written = tmp.read_bytes()
-        except OSError as exc:
-            return skip("write-error", f"cannot write temporary file: {exc.strerror or exc}")
-        problem = verify_change(path, old, written, plan)
-        if problem is not None:
-            return skip("verify-failed", problem)
-        if hook is not None:
-            hook("before_replace", plan)
-        try:  # last look: an editor may have saved the file while we wrote ours
-            if _sha256(path.read_bytes()) != plan.sha256:
-                return skip("changed-on-disk", "file changed on disk while it was written")
-            os.replace(tmp, path)
-        except OSError as exc:
-            return skip("write-error", f"cannot replace file: {exc.strerror or exc}")
-        return None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        replace_file(plan.path, plan.sha256, plan.apply,
+                     lambda old, new: verify_change(plan.path, old, new, plan), force=force,
+                     before_replace=(lambda: hook("before_replace", plan)) if hook else None)
+    except Refused as refused:
+        return Skip(plan.rel, plan.url, refused.kind, refused.detail)
+    return None
 
 
 def apply_fill(
@@ -683,29 +547,46 @@ def apply_fill(
     *,
     hook: Callable[[str, FilePlan], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> FillResult:
-    """Write the planned blocks. A file edited since it was planned is skipped, not merged.
+    """Write the planned links. A file edited since it was planned is skipped, not merged.
 
+    A file counts as written only once it and its folder are fsynced (files are
+    written folder by folder, so that is one folder fsync per folder).
     ``hook(stage, plan)`` is called at ``"before_write"`` and ``"before_replace"``;
     it exists so tests can edit a file or kill the process at those moments.
     The caller should hold the folder's :class:`FillLock`.
     """
     result = FillResult(plans=list(plans))
-    folders: set[Path] = set()
-    todo = [p for p in plans if p.changes]
     result.skipped.extend(p.skip for p in plans if p.skip is not None)
+    todo = sorted((p for p in plans if p.changes), key=lambda p: str(p.path.parent))
+    pending: list[FilePlan] = []
+
+    def settle() -> None:
+        if not pending:
+            return
+        try:
+            fsync_dir(pending[0].path.parent)
+        except OSError as exc:
+            result.skipped.extend(Skip(p.rel, p.url, "write-error", "written, but its folder "
+                                       f"could not be fsynced: {exc.strerror or exc}")
+                                  for p in pending)
+        else:
+            result.written.extend(pending)
+        pending.clear()
+
     for i, plan in enumerate(todo):
-        problem = _write_one(plan, hook)
+        if pending and plan.path.parent != pending[0].path.parent:
+            settle()
+        problem = _write_one(plan, hook, force)
         if problem is None:
-            result.written.append(plan)
-            folders.add(plan.path.parent)
+            pending.append(plan)
         else:
             log.info("skipped %s: %s", plan.rel, problem.detail)
             result.skipped.append(problem)
         if progress is not None:
             progress(i + 1, len(todo))
-    for folder in folders:  # make the renames durable, once per folder
-        _fsync_dir(folder)
+    settle()
     return result
 
 
@@ -733,32 +614,22 @@ def clean_temp_files(content_dir: Path) -> list[str]:
 # --------------------------------------------------------------------------- lock
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class FillLock:
-    """One fill per content folder: ``.recommender-fill.lock`` created with O_EXCL.
+    """One fill per content folder: an ``flock`` on ``<folder>/.recommender-fill.lock``.
 
-    The file holds the pid of its owner, who also keeps an ``flock`` on it. A
-    lock whose pid is dead is stale (the fill was killed) and is taken over
-    with a warning; the flock makes sure only one of several fills that find
-    the same stale lock takes it. A lock held by a live pid raises
-    :class:`FillError`, naming the file to delete if that pid is not a fill.
+    The lock is the kernel's (the ``filelock`` package, without its soft
+    fallback): it is held only while the holding process lives, so a fill that
+    is killed, or that crashes on a full disk, leaves no lock behind, and no pid
+    is ever written or compared. Forked children (the loader's worker pool) do
+    not keep it (filelock closes its descriptor in a forked child). The empty
+    file stays after release, as flock-based locks must (waiters share its
+    inode); it blocks nothing. A held lock raises :class:`FillError` at once.
     """
 
     def __init__(self, content_dir: str | Path):
         self.path = Path(content_dir) / LOCK_NAME
-        self.taken_over_from: str | None = None
-        self._fd: int | None = None
+        self._lock = filelock.FileLock(self.path, timeout=0, thread_local=False,
+                                       fallback_to_soft=False)
 
     def __enter__(self) -> FillLock:
         self.acquire()
@@ -767,96 +638,27 @@ class FillLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _busy(self, holder: str) -> FillError:
-        return FillError(
-            f"another fill is running on {self.path.parent}: lock file {self.path} is held by"
-            f" {holder}. Wait for it to finish; if no fill is running, delete {self.path}."
-        )
-
-    def _flock(self, fd: int) -> bool:
-        if fcntl is None:  # pragma: no cover
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-    def _take_existing(self) -> int | None:
-        """Open an existing lock; its fd if it is stale and now ours, ``None`` if it vanished."""
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise FillError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from None
-        try:
-            raw = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            if not self._flock(fd):
-                raise self._busy(f"pid {raw or '?'} (a running fill)")
-            if not raw:  # being created right now by another fill
-                raise self._busy("a fill that is starting")
-            try:
-                pid = int(raw.split()[0])
-            except ValueError:
-                raise FillError(
-                    f"lock file {self.path} does not hold a pid ({raw[:20]!r});"
-                    f" if no fill is running, delete {self.path}"
-                ) from None
-            if _pid_alive(pid):
-                raise self._busy(f"pid {pid}, which is still running")
-        except BaseException:
-            os.close(fd)
-            raise
-        self.taken_over_from = f"pid {pid}"
-        log.warning("took over stale lock %s from pid %s, which is not running", self.path, pid)
-        return fd
-
     def acquire(self) -> None:
-        """Take the lock or raise :class:`FillError`; safe against concurrent fills."""
-        if self._fd is not None:
-            raise self._busy("this process")
-        for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                maybe = self._take_existing()
-                if maybe is None:
-                    continue
-                fd = maybe
-            except OSError as exc:
-                raise FillError(
-                    f"cannot create lock file {self.path}: {exc.strerror or exc}"
-                ) from None
-            else:
-                if not self._flock(fd):  # another fill took it between our create and flock
-                    os.close(fd)
-                    raise self._busy("a fill that is starting")
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # the lock was released and deleted under us: start again
-                os.close(fd)
-                continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-            os.fsync(fd)
-            self._fd = fd
-            return
-        raise FillError(f"could not take lock file {self.path}: it keeps changing")
+        """Take the lock or raise :class:`FillError`; never waits."""
+        if self._lock.is_locked:
+            raise FillError(f"this process already holds {self.path}")
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise FillError(
+                f"another fill is running on {self.path.parent}: it holds the lock on "
+                f"{self.path}. Wait for it to finish (the lock goes when that process ends, "
+                "even if it is killed)") from None
+        except NotImplementedError:
+            raise FillError(f"the file system of {self.path.parent} has no flock; "
+                            "a fill cannot lock it") from None
+        except OSError as exc:
+            raise FillError(f"cannot create lock file {self.path}: "
+                            f"{exc.strerror or exc}") from None
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            if os.fstat(self._fd).st_ino == os.stat(self.path).st_ino:
-                self.path.unlink()
-        except OSError:
-            pass
-        finally:
-            os.close(self._fd)
-            self._fd = None
+        if self._lock.is_locked:
+            self._lock.release()
 
 
 # --------------------------------------------------------------------------- whole job
@@ -870,21 +672,25 @@ def fill(
     top_up: bool = False,
     min_score: float | None = None,
     dry_run: bool = False,
+    force: bool = False,
     hook: Callable[[str, FilePlan], None] | None = None,
 ) -> FillResult:
     """Plan and write a fill of ``corpus`` under its folder's lock (none for a dry run).
 
     A dry run plans and returns the plans (see :func:`render_diff`) without
-    creating, writing or deleting anything, not even the lock file.
+    creating, writing or deleting anything, not even the lock file. Files of the
+    folder that did not load are skips of kind ``not-loaded``.
     """
     if dry_run:
-        return FillResult.planned(plan_fill(corpus, suggest, k, top_up, min_score))
-    with FillLock(corpus.root) as lock:
-        cleaned = clean_temp_files(Path(corpus.root))
-        plans = plan_fill(corpus, suggest, k, top_up, min_score)
-        result = apply_fill(plans, hook=hook)
-        result.cleaned_temp_files = cleaned
-        result.lock_taken_over = lock.taken_over_from
+        result = FillResult.planned(plan_fill(corpus, suggest, k, top_up, min_score,
+                                              force=force))
+    else:
+        with FillLock(corpus.root):
+            cleaned = clean_temp_files(Path(corpus.root))
+            plans = plan_fill(corpus, suggest, k, top_up, min_score, force=force)
+            result = apply_fill(plans, hook=hook, force=force)
+            result.cleaned_temp_files = cleaned
+    result.skipped[:0] = load_skips(corpus)
     return result
 
 
@@ -907,10 +713,10 @@ def diff_file(plan: FilePlan, context: int = 3) -> str:
     if not plan.changes:
         return ""
     try:
-        old = plan.path.read_bytes()
-    except OSError:
+        old = read_regular_file(plan.path)
+    except ArticleParseError:
         return ""
-    if _sha256(old) != plan.sha256:
+    if sha256(old) != plan.sha256:
         return ""
     a, b = _lines(old.decode("utf-8")), _lines(plan.apply(old).decode("utf-8"))
     out = []
@@ -1022,21 +828,27 @@ def word_overlap_suggester(corpus: Corpus) -> Suggest:
 
 __all__ = [
     "DEFAULT_STYLE",
+    "FAILED_KINDS",
     "LOCK_NAME",
+    "TEMP_SUFFIX",
     "FilePlan",
     "FillLock",
     "FillResult",
     "LinkStyle",
+    "ListStyle",
     "PlannedLink",
     "Skip",
     "Suggest",
     "apply_fill",
     "check_report_path",
     "clean_temp_files",
+    "corpus_list_style",
     "corpus_style",
+    "schema_style",
     "detect_style",
     "diff_file",
     "fill",
+    "load_skips",
     "plan_file",
     "plan_fill",
     "recommender_suggester",

@@ -7,6 +7,7 @@ without the content folder::
 
     manifest.json     format, model, configuration, counts, how it was built or updated
     config.yaml       the BuildConfig it was built with
+    schema.yaml       the schema the folder was read with (which field holds what)
     articles.jsonl    one article's metadata per row (answers are not kept), with its
                       source file's size and mtime and a fingerprint of its ranked text
     files.jsonl       files of the folder that do not load, and why (so an update does
@@ -42,17 +43,20 @@ import numpy as np
 from recommender.config import BuildConfig
 from recommender.corpus import Article, CuratedLink
 from recommender.embedding import default_cache_dir
-from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound, SchemaError
+from recommender.schema import Schema
 from recommender.sources import FileIssue, ScanCache, Source, Stamp, relative_path
 from recommender.vectors import VectorSearch
 
-#: 3: ranking state in ranking/, per-article sources, vectors.npy
-FORMAT_VERSION = 3
+#: 3: ranking state in ranking/, per-article sources, vectors.npy; 4: schema.yaml, and
+#: each article's short front-matter values
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 ARTICLES = "articles.jsonl"
 FILES = "files.jsonl"
 VECTORS = "vectors.npy"
 FAISS = "vectors.faiss"
+SCHEMA = "schema.yaml"
 
 
 def default_index_dir() -> Path:
@@ -90,12 +94,23 @@ def _loads(line: bytes) -> Any:
     return json.loads(line)
 
 
+#: front-matter values longer than this are not kept in the index (answers, bodies): the
+#: ``same`` filter compares short values such as a date, a section or a language
+FIELD_CHARS = 200
+
+
+def stored_fields(fields: dict[str, str]) -> dict[str, str]:
+    """The article's raw front-matter values that the index keeps (the short ones)."""
+    return {k: v for k, v in fields.items() if len(v) <= FIELD_CHARS}
+
+
 def article_record(a: Article, source: Source, root: Path) -> dict[str, Any]:
     record = {
         "url": a.url, "id": a.id, "title": a.title, "question": a.question,
         "subject": a.subject, "keywords": list(a.keywords), "path": relative_path(a.path, root),
         "no_index": a.no_index, "description": a.description, "date": a.date,
         "links": list(a.links), "curated": [vars(c) for c in a.curated],
+        "fields": stored_fields(a.fields), "group": a.group, "schema": a.schema,
         "source": {"fingerprint": source.fingerprint, "mtime_ns": source.stamp.mtime_ns,
                    "size": source.stamp.size},
     }
@@ -109,7 +124,8 @@ def article_from_record(r: dict[str, Any]) -> tuple[Article, Source]:
         url=r["url"], id=r["id"], title=r["title"], question=r["question"], answer="",
         subject=r["subject"], keywords=tuple(r["keywords"]), path=Path(r["path"]),
         no_index=r["no_index"], description=r["description"], date=r["date"],
-        curated=tuple(CuratedLink(**c) for c in r["curated"]), links=tuple(r["links"]))
+        curated=tuple(CuratedLink(**c) for c in r["curated"]), links=tuple(r["links"]),
+        fields=dict(r["fields"]), group=r["group"], schema=r["schema"])
     s = r["source"]
     return article, Source(s["fingerprint"], Stamp(s["mtime_ns"], s["size"]),
                            s.get("subject", r["subject"]))
@@ -133,6 +149,8 @@ class Index:
     search: VectorSearch
     issues: list[FileIssue] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: which front-matter field holds what in the folder (saved as ``schema.yaml``)
+    schema: Schema | None = None
     #: the scan it was made from, for the next update in this process (not saved)
     scan_cache: ScanCache | None = field(default=None, compare=False, repr=False)
     _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -165,6 +183,8 @@ class Index:
         if self.config.vectors.index != "flat":
             self.search.save(directory / FAISS)
         (directory / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
+        if self.schema is not None:
+            (directory / SCHEMA).write_text(self.schema.to_yaml(), encoding="utf-8")
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -349,4 +369,10 @@ def read_index(directory: str | Path, expected: BuildConfig | None = None) -> In
                                f"dimension {faiss_index.d}, expected {n} of {vectors.shape[1]}")
     search = VectorSearch(vectors, config.vectors, faiss_index)
     root = Path(manifest.get("corpus", {}).get("root", "."))
-    return Index(config, root, articles, sources, search, issues, manifest)
+    schema = None
+    if (directory / SCHEMA).exists():
+        try:
+            schema = Schema.from_yaml(directory / SCHEMA)
+        except (OSError, SchemaError) as error:
+            raise IndexCorrupt(f"{directory / SCHEMA}: {error}") from None
+    return Index(config, root, articles, sources, search, issues, manifest, schema)

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.config import BuildConfig
-from recommender.corpus import QUICKTAKES, Article, Corpus, FieldMap, read_article
+from recommender.corpus import Article, Corpus, read_article
 from recommender.corpus import subject_key as _subject_key
 from recommender.embedding import EmbeddingStats, Progress, embed_articles
 from recommender.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexNotFound
@@ -47,6 +47,7 @@ from recommender.index import (
     atomic_directory,
     read_index,
     read_manifest,
+    stored_fields,
     write_manifest,
 )
 from recommender.learned import LearnedModel
@@ -66,6 +67,7 @@ from recommender.ranking_state import (
     active_signals,
     choose_model,
 )
+from recommender.schema import Schema
 from recommender.sources import (
     FileIssue,
     FolderScan,
@@ -159,8 +161,9 @@ def corpus_fingerprint(articles: list[Article], sources: list[Source]) -> str:
 
 
 def _for_index(articles: Iterable[Article], root: Path) -> list[Article]:
-    """Copies for the index: no answer (never stored) and paths relative to the content
-    folder, as a loaded index has them, so a built and a loaded index are the same."""
+    """Copies for the index: no answer and no long front-matter values (never stored), and
+    paths relative to the content folder, as a loaded index has them, so a built and a
+    loaded index are the same."""
     return [_index_copy(a, root) for a in articles]
 
 
@@ -168,6 +171,7 @@ def _index_copy(article: Article, root: Path) -> Article:
     out = object.__new__(type(article))
     out.__dict__.update(article.__dict__)  # a shallow copy: every field is immutable
     out.answer, out.path = "", Path(relative_path(article.path, root))
+    out.fields = stored_fields(article.fields)
     return out
 
 
@@ -266,7 +270,7 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
     # paths relative to the folder as named (a symlinked folder is not resolved there)
     index = Index(config, corpus.root.resolve(),
                   _for_index(articles, Path(os.path.abspath(corpus.root))), sources, search,
-                  scan.issues if scan is not None else [])
+                  scan.issues if scan is not None else [], schema=corpus.schema)
     index.scan_cache = scan.cache if scan is not None else None
     state = fit_ranking(index, articles, config, model=model, origin=origin, reuse=reuse,
                         reuse_dense=reuse_dense, suggestions=suggestions)
@@ -311,6 +315,8 @@ def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderSca
             "from_cache": stats.cached,
         },
         "embedding": {"seconds": round(stats.seconds, 3), "rate_per_s": round(stats.rate, 2)},
+        "schema": {"name": corpus.schema.name, "identity": corpus.schema.identity(),
+                   "reason": corpus.report.schema_reason},
         "signals": {"active": list(state.active), "off": state.off},
         "ranker": state.ranker.as_dict(),
         "vectors": {"index": config.vectors.index},
@@ -347,7 +353,7 @@ class UpdatePlan:
 
 
 def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
-                full: bool = False, fields: FieldMap = QUICKTAKES) -> UpdatePlan:
+                full: bool = False) -> UpdatePlan:
     """Compare a scan with the snapshot it was scanned against: who was added, changed,
     deleted, and whether the sparse signals must be refitted."""
     old = previous.index
@@ -367,7 +373,7 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
         elif j is not None:
             fingerprint = old.sources[j].fingerprint
         else:  # known but never ranked (e.g. a duplicate url that now wins): read its text
-            articles[i] = a = _with_text(a, fields)
+            articles[i] = a = _with_text(a, scan.corpus.schema_of(a), root)
             fingerprint = article_fingerprint(a, config)
         stamp = scan.stamps.get(a.url, Stamp(0, -1))
         sources.append(Source(fingerprint, stamp, scan.subjects.get(a.url, a.subject)))
@@ -427,11 +433,12 @@ def _updated_fingerprint(previous: Snapshot, plan: UpdatePlan) -> str:
 
 def _record(a: Article, root: Path) -> tuple[Any, ...]:
     return (a.id, a.title, a.question, a.subject, a.keywords, relative_path(a.path, root),
-            a.no_index, a.description, a.date, a.curated, a.links)
+            a.no_index, a.description, a.date, a.curated, a.links, stored_fields(a.fields),
+            a.group, a.schema)
 
 
-def _with_text(article: Article, fields: FieldMap) -> Article:
-    fresh = read_article(article.path, fields)
+def _with_text(article: Article, schema: Schema, root: Path) -> Article:
+    fresh = read_article(article.path, schema, relative_path(article.path, root))
     return dataclasses.replace(article, answer=fresh.answer)
 
 
@@ -458,7 +465,8 @@ def apply_update(previous: Snapshot, plan: UpdatePlan, cache_dir: Path | None = 
     if len(fresh):
         vectors[fresh] = new_vectors
     index = Index(config, old.root, plan.index_articles, plan.sources,
-                  old.search.replaced(vectors), scan.issues, scan_cache=scan.cache)
+                  old.search.replaced(vectors), scan.issues, schema=scan.corpus.schema,
+                  scan_cache=scan.cache)
     t = time.perf_counter()
     n = len(plan.articles)
     if plan.refit:
@@ -532,7 +540,7 @@ def _metadata_update(previous: Snapshot, plan: UpdatePlan) -> Snapshot:
     """Only records changed: the new articles and sources over the same vectors and state."""
     old = previous.index
     index = Index(old.config, old.root, plan.index_articles, plan.sources, old.search,
-                  plan.scan.issues, scan_cache=plan.scan.cache)
+                  plan.scan.issues, schema=plan.scan.corpus.schema, scan_cache=plan.scan.cache)
     stats = EmbeddingStats(texts=len(plan.articles), cached=len(plan.articles))
     report = {"kind": "update", "added": 0, "changed": 0, "deleted": 0,
               "metadata_only": plan.metadata, "embedded": 0, "files_read": plan.scan.files_read,
@@ -609,7 +617,7 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
                on_progress: Progress | None = None, rebuild: bool = False,
                full: bool = False, full_text: bool = False, keep_last_good: bool = False,
                previous: Snapshot | None = None, only: Iterable[str | Path] | None = None,
-               fields: FieldMap = QUICKTAKES) -> Opened:
+               schema: Schema | None = None) -> Opened:
     """The index of ``content_dir``, brought up to date: the policy of every entry point.
 
     ``config``: the configuration asked for (None: the existing index's, else the
@@ -619,6 +627,8 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
     the returned corpus has all texts (the evaluation needs them).
     ``keep_last_good``: a file that turns broken keeps its last good version (the
     server's rule). ``only``: the files known to have changed (a watcher's events).
+    ``schema``: which front-matter field holds what (None: the existing index's, else
+    detected from the files; an index read with another schema is rebuilt).
     The result is saved to ``index_dir`` (if given) whenever anything changed.
     """
     started = time.perf_counter()
@@ -632,10 +642,13 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
         previous, reason = None, "the configuration differs"
     if previous is not None and previous.index.root != content_dir.resolve():
         previous, reason = None, f"the index is of {previous.index.root}"
+    if (previous is not None and schema is not None and previous.index.schema is not None
+            and previous.index.schema.identity() != schema.identity()):
+        previous, reason = None, "the schema differs"
     if rebuild:
         previous, reason = None, "asked for"
     if previous is None:
-        scan = scan_folder(content_dir, None, fields, reread=True)
+        scan = scan_folder(content_dir, None, schema, reread=True)
         snapshot = build_snapshot(scan.corpus, config, cache_dir, on_progress, scan=scan)
         if index_dir is not None:
             save_index(snapshot, index_dir)
@@ -644,13 +657,14 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
                      previous.index.issues,
                      previous.manifest.get("corpus", {}).get("scanned_at_ns", 0),
                      previous.index.scan_cache)
-    scan = scan_folder(content_dir, known, fields, only=only, keep_last_good=keep_last_good,
+    schema = schema or previous.index.schema
+    scan = scan_folder(content_dir, known, schema, only=only, keep_last_good=keep_last_good,
                        reread=full_text)
-    plan = plan_update(previous, scan, config, full, fields)
+    plan = plan_update(previous, scan, config, full)
     if plan.refit and len(scan.read) < len(scan.corpus.articles):
-        scan = scan_folder(content_dir, known, fields, keep_last_good=keep_last_good,
+        scan = scan_folder(content_dir, known, schema, keep_last_good=keep_last_good,
                            reread=True)
-        plan = plan_update(previous, scan, config, full, fields)
+        plan = plan_update(previous, scan, config, full)
     if plan.unchanged and not plan.refit:
         return Opened(scan.corpus, previous, "current", "", time.perf_counter() - started)
     if plan.added or plan.changed or plan.deleted or plan.refit:

@@ -32,16 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recommender.corpus import (
-    QUICKTAKES,
     Article,
-    ArticleParseError,
     Corpus,
-    FieldMap,
+    FieldWarning,
     LoadIssue,
     build_corpus,
-    read_article,
+    check_file,
+    list_folder,
+    read_one,
 )
 from recommender.errors import CorpusError
+from recommender.schema import Schema, detect_schema
 
 # -- stamps --------------------------------------------------------------
 
@@ -154,38 +155,14 @@ class FolderScan:
         return [i for i in self.issues if i.held]
 
 
-def walk_articles(root: Path) -> list[tuple[str, Stamp]]:
-    """Every ``*.md`` under ``root`` (relative path, stamp), in the order
-    :func:`~recommender.corpus.find_article_files` gives: a folder's files by name,
-    then its sub-folders by name; hidden folders and symlinked folders are not entered."""
-    out: list[tuple[str, Stamp]] = []
-
-    def visit(directory: str, prefix: str) -> None:
-        try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            return
-        folders = []
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if not entry.name.startswith("."):
-                    folders.append(entry)
-            elif entry.name.endswith(".md"):
-                try:
-                    out.append((prefix + entry.name, Stamp.of(entry.stat())))
-                except OSError:  # vanished while listing
-                    continue
-        for entry in folders:
-            if not entry.is_symlink():
-                visit(entry.path, prefix + entry.name + os.sep)
-
-    visit(str(root), "")
-    return out
+def walk_articles(root: Path) -> tuple[list[tuple[str, Stamp]], list[LoadIssue]]:
+    """Every readable ``*.md`` under ``root`` (relative path, stamp), in the order
+    :func:`~recommender.corpus.list_folder` gives (a folder's files by name, then its
+    sub-folders by name), and the entries that are not read, with why (FIFOs, links
+    out of the folder, unreadable folders: see there)."""
+    listing = list_folder(root)
+    out = [(os.path.relpath(path, root), Stamp.of(st)) for path, st in listing.files]
+    return out, listing.issues
 
 
 def _copy(article: Article, subject: str, path: Path) -> Article:
@@ -210,51 +187,45 @@ def _known_stamp(known: Known, path: str) -> Stamp:
     return known.articles[path][1].stamp
 
 
-def _stat(root: Path, path: str) -> Stamp | None:
-    try:
-        return Stamp.of(os.stat(root / path))
-    except OSError:
-        return None
+Read = tuple[Article | LoadIssue, list[FieldWarning]]
 
 
-def _read_all(paths: list[Path], fields: FieldMap) -> list[Article | LoadIssue]:
-    out: list[Article | LoadIssue] = []
-    for path in paths:
-        try:
-            out.append(read_article(path, fields))
-        except ArticleParseError as exc:
-            out.append(LoadIssue(str(path), str(exc)))
-    return out
+def _read_all(paths: list[Path], rels: list[str], schema: Schema) -> list[Read]:
+    return [read_one(path, schema, rel) for path, rel in zip(paths, rels, strict=True)]
 
 
-def _read(paths: list[Path], fields: FieldMap) -> list[Article | LoadIssue]:
+def _read(paths: list[Path], rels: list[str], schema: Schema) -> list[Read]:
     """Parse files, on several processes when there are many (as a full load does)."""
     workers = min(os.cpu_count() or 1, 4)
     if workers < 2 or len(paths) <= 2000:
-        return _read_all(paths, fields)
+        return _read_all(paths, rels, schema)
     size = -(-len(paths) // (workers * 4))
-    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    starts = range(0, len(paths), size)
     with ProcessPoolExecutor(workers) as pool:
-        return [item for chunk in pool.map(_read_all, chunks, [fields] * len(chunks))
-                for item in chunk]
+        return [item for chunk in pool.map(
+            _read_all, [paths[i : i + size] for i in starts], [rels[i : i + size] for i in starts],
+            [schema] * len(starts)) for item in chunk]
 
 
-def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap = QUICKTAKES,
+def scan_folder(root: str | Path, known: Known | None = None, schema: Schema | None = None,
                 only: Iterable[str | Path] | None = None, keep_last_good: bool = False,
                 reread: bool = False) -> FolderScan:
     """Scan ``root`` against what an index ``known``; read only new or changed files.
 
     ``only``: the files known to have changed (e.g. from a file watcher); every
     other file is taken as unchanged without a ``stat``. ``reread``: read every
-    file (a full load). Raises :class:`CorpusError` if the folder is unusable.
+    file (a full load). ``schema``: which field holds what (``None``: detected from a
+    sample of the files; the corpus' report says which and why). Raises
+    :class:`CorpusError` if the folder is unusable.
     """
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"content folder {root} does not exist or is not a folder")
     started = time.time_ns()
     known = known or Known()
+    unread: list[LoadIssue] = []  # entries that are never read (FIFOs, links out, ...)
     if only is None:
-        listing = walk_articles(root)
+        listing, unread = walk_articles(root)
     else:
         changed = {os.path.relpath(os.path.abspath(p), os.path.abspath(root)) for p in only}
         if known.cache is not None:  # the last scan's listing, in order: no sort
@@ -263,12 +234,20 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
             listing = [(p, _known_stamp(known, p))
                        for p in (set(known.articles) | set(known.issues)) - changed]
             listing.sort(key=lambda item: _walk_key(item[0]))
+        real_root = root.resolve()
         for p in sorted(changed):
-            stamp = _stat(root, p) if p.endswith(".md") else None
-            if stamp is not None:
-                bisect.insort(listing, (p, stamp), key=lambda item: _walk_key(item[0]))
+            if not p.endswith(".md") or not os.path.lexists(root / p):
+                continue  # not an article file, or deleted
+            problem, st = check_file(root / p, real_root)
+            if problem or st is None:
+                unread.append(LoadIssue(str(root / p), problem or "cannot be read"))
+            else:
+                bisect.insort(listing, (p, Stamp.of(st)), key=lambda item: _walk_key(item[0]))
     if not listing:
-        raise CorpusError(f"content folder {root} holds no *.md files")
+        raise CorpusError(f"content folder {root} holds no readable *.md files")
+    reason = f"{schema.name}: given" if schema is not None else ""
+    if schema is None:
+        schema, reason = detect_schema([root / p for p, _ in listing], root)
     to_read: list[int] = []
     items: list[Article | LoadIssue | None] = []
     article_stamps: dict[int, Stamp] = {}  # when an article's stamp is not the file's
@@ -298,9 +277,12 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
         else:
             items.append(None)
             to_read.append(position)
-    parsed = _read([full(listing[i][0]) for i in to_read], fields)
+    parsed = _read([full(listing[i][0]) for i in to_read], [listing[i][0] for i in to_read],
+                   schema)
     read_urls: set[str] = set()
-    for position, item in zip(to_read, parsed, strict=True):
+    warnings: list[FieldWarning] = []
+    for position, (item, field_warnings) in zip(to_read, parsed, strict=True):
+        warnings += field_warnings
         path, stamp = listing[position]
         old = known.articles.get(path)
         if isinstance(item, LoadIssue) and keep_last_good and old is not None:
@@ -316,7 +298,8 @@ def scan_folder(root: str | Path, known: Known | None = None, fields: FieldMap =
         if isinstance(item, Article):
             stamps.setdefault(item.url, article_stamps.get(position, stamp))
             subjects.setdefault(item.url, item.subject)
-    corpus = build_corpus(root, [i for i in items if i is not None], files=len(listing))
+    corpus = build_corpus(root, [*unread, *(i for i in items if i is not None), *warnings],
+                          files=len(listing) + len(unread), schema=schema, schema_reason=reason)
     if not corpus.articles:
         raise CorpusError(f"content folder {root}: none of its {len(listing)} files is an "
                           "article")

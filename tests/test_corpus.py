@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recommender.corpus import FieldMap, load_corpus
-from recommender.errors import ArticleNotFound, CorpusError
+from recommender.corpus import load_corpus
+from recommender.errors import ArticleNotFound, CorpusError, SchemaError
+from recommender.schema import Schema
 
 from .conftest import DEMO, FIXTURES
 
@@ -135,13 +136,13 @@ def test_another_schema_is_mapped_by_configuration(tmp_path: Path):
         "---\npermalink: /blog/rye\nheadline: Rye bread\ntopic: Cooking\n---\nRye is dense.\n")
     mapping = tmp_path / "fields.yaml"
     mapping.write_text("url: permalink\ntitle: headline\nkeywords: meta.tags\n"
-                       "subject: topic\nrelated_prefix: see_also\n")
-    corpus = load_corpus(tmp_path, fields=FieldMap.from_yaml(mapping))
+                       "subject: topic\nlinks: {numbered: see_also}\n")
+    corpus = load_corpus(tmp_path, schema=Schema.from_yaml(mapping))
     post = corpus.get("/blog/sourdough")
     assert (post.title, post.subject, post.keywords) == ("Baking sourdough", "Cooking",
                                                          ("bread", "baking"))
     assert post.answer == "Feed the starter the night before." and post.links == ("/blog/rye",)
     bad = tmp_path / "bad.yaml"
     bad.write_text("link: permalink\n")
-    with pytest.raises(CorpusError, match="unknown field"):
-        FieldMap.from_yaml(bad)
+    with pytest.raises(SchemaError, match=r"bad\.yaml: key 'link': Extra inputs"):
+        Schema.from_yaml(bad)

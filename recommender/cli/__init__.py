@@ -14,11 +14,13 @@ from recommender.errors import (
     ArticleNotFound,
     CorpusError,
     FillError,
+    FillIncomplete,
     IndexMismatch,
     IndexNotFound,
     InvalidFilter,
     ModelNotAvailable,
     RecommenderError,
+    SchemaError,
     SuggestionsFileError,
 )
 
@@ -40,6 +42,8 @@ EXIT_CODES: dict[type[RecommenderError], int] = {
     InvalidFilter: 8,
     FillError: 9,
     SuggestionsFileError: 10,
+    FillIncomplete: 11,
+    SchemaError: 2,  # a --schema file that is not a schema is bad usage
 }
 
 

@@ -22,8 +22,10 @@ from rich.progress import (
 from rich.table import Table
 
 from recommender.cli import app
+from recommender.cli.options import SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import LoadReport
+from recommender.errors import IndexMismatch
 from recommender.index import default_index_dir, read_manifest
 from recommender.pipeline import Opened, load_index, open_index
 from recommender.recommender import Filters, Recommender, Suggestion
@@ -70,6 +72,7 @@ def print_load_report(report: LoadReport, limit: int = 20) -> None:
     d = report.as_dict()
     table = Table(title="Load report", show_header=False)
     rows = [
+        ("schema", report.schema_reason or report.schema),
         ("files", d["files"]), ("articles", d["articles"]),
         ("files not loaded", len(d["errors"])), ("duplicate urls", len(d["duplicate_urls"])),
         ("copies (ids shared by several files)", f"{d['copies']['ids']} ids in "
@@ -85,6 +88,7 @@ def print_load_report(report: LoadReport, limit: int = 20) -> None:
                                            f"{d['links']['repeats_dropped']}"),
         ("subjects (spellings)", f"{d['subjects']['distinct']} ({d['subjects']['spellings']})"),
         ("negative ids", d["negative_ids"]),
+        ("fields ignored (wrong type)", len(report.warnings)),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
@@ -173,6 +177,7 @@ def build(
     report: Annotated[Optional[Path], typer.Option(
         help="Write the full load report (every problem file and dangling link) as JSON")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    schema: SchemaOpt = None,
     full: Annotated[bool, typer.Option(
         "--full", help="Update with a refit of the TF-IDF signals (vocabulary and IDF), "
         "which otherwise stay frozen until enough of the corpus has changed")] = False,
@@ -188,10 +193,11 @@ def build(
     """
     cfg = load_config(config, model)
     index_dir = resolve_index_dir(index)
+    chosen = load_schema(schema, content_dir)[0] if schema else None
     started = time.perf_counter()
     with EmbeddingBar(enabled=not quiet) as bar:
         opened = open_index(content_dir, cfg, index_dir, cache_dir=cache_dir, on_progress=bar,
-                            rebuild=force, full=full)
+                            rebuild=force, full=full, schema=chosen)
     print_load_report(opened.corpus.report)
     if report:
         report.write_text(json.dumps(opened.corpus.report.as_dict(), indent=2,
@@ -218,10 +224,28 @@ def _print_suggestions(title: str, suggestions: list[Suggestion], as_json: bool)
     console.print(table)
 
 
+def open_recommender(index: Path | None, config: Path | None = None,
+                     schema: str | None = None) -> Recommender:
+    """The recommender of the index at ``--index``; with ``--config`` or ``--schema``, an
+    index built otherwise is refused (:class:`~recommender.errors.IndexMismatch`)."""
+    directory = resolve_index_dir(index)
+    snapshot = load_index(directory, expected=load_config(config, None) if config else None)
+    if schema is not None:
+        wanted = load_schema(schema, Path("."))[0]
+        found = snapshot.index.schema
+        if found is None or found.identity() != wanted.identity():
+            raise IndexMismatch(f"index at {directory} was built with schema "
+                                f"{found.name if found else '?'!r}, not {wanted.name!r} as "
+                                "asked (rebuild it, or drop --schema)")
+    return Recommender(snapshot)
+
+
 @app.command()
 def related(
     article: Annotated[str, typer.Argument(help="Article id, url, slug or path")],
     index: IndexOpt = None,
+    config: ConfigOpt = None,
+    schema: SchemaOpt = None,
     k: KOpt = 5,
     as_json: JsonOpt = False,
     subject: SubjectOpt = None,
@@ -229,7 +253,7 @@ def related(
     cross_subject: CrossOpt = False,
 ) -> None:
     """Suggest articles related to a known ARTICLE."""
-    rec = Recommender(load_index(resolve_index_dir(index)))
+    rec = open_recommender(index, config, schema)
     source = rec.get(article)
     found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject))
     _print_suggestions(f"Related to: {source.title} ({source.subject})", found, as_json)
@@ -239,13 +263,15 @@ def related(
 def search(
     text: Annotated[str, typer.Argument(help="Free text, such as a draft's question")],
     index: IndexOpt = None,
+    config: ConfigOpt = None,
+    schema: SchemaOpt = None,
     k: KOpt = 5,
     as_json: JsonOpt = False,
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
 ) -> None:
     """Suggest articles related to free TEXT."""
-    rec = Recommender(load_index(resolve_index_dir(index)))
+    rec = open_recommender(index, config, schema)
     found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False))
     _print_suggestions(f"Related to: {text[:60]}", found, as_json)
 

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from recommender.cli import app
 from recommender.cli.core import IndexOpt
+from recommender.cli.options import SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
 from recommender.evaluation import (
@@ -41,6 +42,7 @@ from recommender.evaluation import (
 )
 from recommender.evaluation import evaluate as run_evaluation
 from recommender.pipeline import Snapshot
+from recommender.schema import Schema
 
 console = Console()
 err_console = Console(stderr=True)
@@ -77,8 +79,8 @@ def _product_variants(configs: list[Path] | None) -> list[tuple[str, BuildConfig
 
 
 def open_for_evaluation(content_dir: Path, names: list[str], product: list[Path] | None,
-                        index: Path | None, cache_dir: Path | None
-                        ) -> tuple[Corpus, Snapshot | None]:
+                        index: Path | None, cache_dir: Path | None,
+                        schema: Schema | None = None) -> tuple[Corpus, Snapshot | None]:
     """The corpus with every text, and, when the default product is evaluated, its index.
 
     The index is the folder's, opened as ``build``, ``fill`` and ``serve`` open it
@@ -88,7 +90,7 @@ def open_for_evaluation(content_dir: Path, names: list[str], product: list[Path]
     index of another configuration is left alone: the product is built in memory.
     """
     if "product" not in names or product:
-        return load_corpus(content_dir), None
+        return load_corpus(content_dir, schema=schema), None
     from recommender.cli.core import resolve_index_dir
     from recommender.pipeline import configuration_of, open_index
 
@@ -96,7 +98,7 @@ def open_for_evaluation(content_dir: Path, names: list[str], product: list[Path]
     if configuration_of(index_dir).identity() != BuildConfig().identity():
         index_dir = None
     opened = open_index(content_dir, BuildConfig(), index_dir, cache_dir=cache_dir,
-                        full_text=True)
+                        full_text=True, schema=schema)
     return opened.corpus, opened.snapshot
 
 
@@ -188,12 +190,19 @@ def evaluate(
         help="Frontier plot (PNG from benchmarks.quality_frontier) to include in the report")
     ] = None,
     index: IndexOpt = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", exists=True, dir_okay=False,
+        help="BuildConfig YAML of the product (same as one --product)")] = None,
+    schema: SchemaOpt = None,
 ) -> None:
     """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
     started = time.perf_counter()
     ks = sorted(set(k or [5, 10]))
     names = _method_names(methods)
-    corpus, snapshot = open_for_evaluation(content_dir, names, product, index, cache_dir)
+    product = [*(product or []), *([config] if config else [])] or None
+    chosen_schema = load_schema(schema, content_dir)[0] if schema else None
+    corpus, snapshot = open_for_evaluation(content_dir, names, product, index, cache_dir,
+                                           chosen_schema)
     rows = read_query_file(corpus, queries) if queries else None
     protocol = build_protocol(corpus, rows, max_queries, seed)
     if protocol.unscored:
@@ -241,12 +250,18 @@ def suggest(
     output: Annotated[Path, typer.Option(help="JSONL file to write")],
     all_articles: Annotated[bool, typer.Option(
         "--all", help="Suggest for every article (the only mode for now)")] = False,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}")] = "tfidf",
+    method: Annotated[str, typer.Option(
+        help=f"One of {', '.join(METHODS)}; product ranks as the index does")
+    ] = "product",
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Suggestions per article")] = 10,
     dense: Annotated[Optional[Path], typer.Option(
         "--dense", exists=True, dir_okay=False, help="BuildConfig YAML for --method dense")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random choices and tie-breaks")] = 0,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache folder")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", exists=True, dir_okay=False,
+        help="BuildConfig YAML of --method product")] = None,
+    schema: SchemaOpt = None,
 ) -> None:
     """Write every article's suggestions as JSONL, collapsed exactly as evaluate scores them."""
     if not all_articles:
@@ -255,8 +270,10 @@ def suggest(
     names = _method_names(method)
     if len(names) != 1:
         raise typer.BadParameter("give exactly one method", param_hint="--method")
-    corpus = load_corpus(content_dir)
-    chosen = make_methods(corpus, names, seed, None, [dense] if dense else None, cache_dir)
+    corpus = load_corpus(content_dir,
+                         schema=load_schema(schema, content_dir)[0] if schema else None)
+    chosen = make_methods(corpus, names, seed, None, [dense] if dense else None, cache_dir,
+                          [config] if config else None)
     output.parent.mkdir(parents=True, exist_ok=True)
     lines = export_suggestions(CandidateSpace(corpus), chosen[0], k, output)
     console.print(json.dumps({"written": str(output), "lines": lines, "method": chosen[0].name}))

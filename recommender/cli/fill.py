@@ -1,10 +1,13 @@
-"""``recommender fill``: write suggested related-article blocks into a content folder.
+"""``recommender fill``: write suggested related links into a content folder's files.
 
 A thin layer over :mod:`recommender.fill`: it takes the folder's lock first (so a
-second fill fails at once, before minutes of index work), loads the corpus,
+second fill fails at once, before minutes of index work; the loader's forked
+workers never keep it), loads the corpus with its schema (given or detected),
 obtains a :class:`~recommender.recommender.Recommender`, plans, writes and prints
 a summary. A dry run prints the diff to stdout (the summary goes to stderr), so
-``recommender fill DIR --dry-run > fill.patch`` gives a patch to review.
+``recommender fill DIR --dry-run > fill.patch`` gives a patch to review. A fill
+that could not read, parse or write some files exits with its own code (11)
+after filling all the others.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recommender.cli import app
+from recommender.cli.options import SchemaOpt, load_schema
+from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
-from recommender.errors import CorpusError, FillError
+from recommender.errors import CorpusError, FillError, FillIncomplete
 from recommender.fill import (
     FillLock,
     FillResult,
@@ -29,23 +34,27 @@ from recommender.fill import (
     check_report_path,
     clean_temp_files,
     diff_file,
+    load_skips,
     plan_fill,
     recommender_suggester,
     write_report,
 )
+from recommender.schema import Schema
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
-                   out: Console) -> Suggest:
+                   out: Console, config: BuildConfig | None = None,
+                   schema: Schema | None = None) -> Suggest:
     """Suggestions from the index of ``content_dir``, brought up to date with it first.
 
     :func:`recommender.pipeline.open_index`, the policy ``build`` and ``serve`` use:
     the index at ``--index`` (default: the default index) keeps its configuration
-    and is updated with what changed in the folder, so every suggestion knows every
-    article; an index of another folder, or none, is (re)built from this one.
+    (unless ``config``, ``--config``, asks for another) and is updated with what
+    changed in the folder, so every suggestion knows every article; an index of
+    another folder or schema, or none, is (re)built from this one.
     """
     from recommender.cli.core import EmbeddingBar, describe_opened, resolve_index_dir
     from recommender.pipeline import open_index
@@ -56,7 +65,7 @@ def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
         out.print(f"[cyan]building an index[/] of {content_dir} in {directory} (no index"
                   " there yet)")
     with EmbeddingBar(out=out) as bar:
-        opened = open_index(content_dir, None, directory, on_progress=bar)
+        opened = open_index(content_dir, config, directory, on_progress=bar, schema=schema)
     out.print(describe_opened(opened, directory), markup=False, highlight=False,
               soft_wrap=True)
     return recommender_suggester(Recommender(opened.snapshot))
@@ -78,9 +87,10 @@ def print_summary(result: FillResult, corpus: Corpus, out: Console, limit: int =
     table.add_row("skipped", str(len(result.skipped)))
     for kind, count in s["skipped"].items():
         table.add_row(f"  {kind}", str(count))
+    table.add_row("  of which failed (not-loaded, unreadable, write-error, ...)",
+                  str(s["failed"]))
     table.add_row("files not loaded (load errors)", str(len(corpus.report.errors)))
-    if result.lock_taken_over:  # the library logged a warning when it happened
-        table.add_row("stale lock taken over from", result.lock_taken_over)
+    table.add_row("fields ignored (load warnings)", str(len(corpus.report.warnings)))
     if result.cleaned_temp_files:
         table.add_row("stale temporary files removed", str(len(result.cleaned_temp_files)))
     out.print(table)
@@ -109,11 +119,19 @@ def fill(
     index: Annotated[Optional[Path], typer.Option(
         "--index", help="Index directory [default: $RECOMMENDER_INDEX or "
         "~/.cache/recommender/index, built from CONTENT_DIR if it is not of it]")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML file with a BuildConfig: what a new index is built with, and "
+        "what an existing one must match", exists=True, dir_okay=False)] = None,
+    schema: SchemaOpt = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Also write read-only files (mode kept)")] = False,
 ) -> None:
-    """Write suggested related_articleN blocks into articles of CONTENT_DIR without any.
+    """Write suggested related links into the articles of CONTENT_DIR that have none.
 
-    Only the new blocks are added, just before each front matter's closing
-    '---'; every other byte of every file stays as it was.
+    Only the new links are added, in the site's own style (numbered blocks just
+    before each front matter's closing '---', or items of a `related:` list);
+    every other byte of every file stays as it was. Exits 11 if some files could
+    not be read, parsed or written (all the others are filled).
     """
     if report is not None:
         check_report_path(report)
@@ -121,14 +139,18 @@ def fill(
         raise CorpusError(f"content folder {content_dir} does not exist or is not a folder")
     diff_to_stdout = dry_run and diff is None
     out = err_console if diff_to_stdout else console
+    cfg = BuildConfig.from_yaml(config) if config else None
     with contextlib.ExitStack() as stack:
-        lock = None if dry_run else stack.enter_context(FillLock(content_dir))
+        if not dry_run:
+            stack.enter_context(FillLock(content_dir))
         cleaned = [] if dry_run else clean_temp_files(content_dir)
-        corpus = load_corpus(content_dir)
-        suggest = open_suggester(content_dir, corpus, index, out)
+        chosen, reason = load_schema(schema, content_dir)
+        out.print(f"schema: {reason}", markup=False, highlight=False, soft_wrap=True)
+        corpus = load_corpus(content_dir, schema=chosen, schema_reason=reason)
+        suggest = open_suggester(content_dir, corpus, index, out, cfg, chosen)
         with _progress(out) as bar:
             task = bar.add_task("planning", total=None)
-            plans = plan_fill(corpus, suggest, k, top_up, min_score,
+            plans = plan_fill(corpus, suggest, k, top_up, min_score, force=force,
                               progress=lambda i, n: bar.update(task, completed=i, total=n))
         diffs = {id(p): diff_file(p) for p in plans if p.changes} if diff or dry_run else {}
         if dry_run:
@@ -138,10 +160,11 @@ def fill(
             with _progress(out) as bar:
                 task = bar.add_task("writing", total=None)
                 result = apply_fill(
-                    plans, progress=lambda i, n: bar.update(task, completed=i, total=n))
+                    plans, force=force,
+                    progress=lambda i, n: bar.update(task, completed=i, total=n))
             result.cleaned_temp_files = cleaned
-            result.lock_taken_over = lock.taken_over_from if lock else None
             shown = result.written
+        result.skipped[:0] = load_skips(corpus)
         patch = "".join(diffs.get(id(p), "") for p in shown)
         if diff is not None:
             try:
@@ -157,3 +180,8 @@ def fill(
         out.print(f"diff written to {diff}")
     if report is not None:
         out.print(f"report written to {report}")
+    if result.failed:
+        raise FillIncomplete(
+            f"{len(result.failed)} file(s) could not be filled (see the skipped lines above"
+            f"{' and ' + str(report) if report else '; --report FILE.json lists them all'});"
+            " every other file was filled")
