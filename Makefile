@@ -8,7 +8,7 @@ DEMO_INDEX := .recommender/demo-index
 LEUKEMIA := what-are-the-latest-advancements-in-radiation-therapy-for-leukemia
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo serve test lint clean models bench
+.PHONY: setup demo serve test lint clean models bench port-free
 
 setup: $(VENV)/.installed
 
@@ -17,18 +17,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,onnx,static]"
+	$(BIN)/pip install -q -e ".[test,onnx,distill]"
 	touch $@
 
 PORT ?= 8000
-demo: setup
+# a busy port fails at once (before setup or the build), naming PORT=
+port-free:
+	@$(PYTHON) demo/check_port.py $(PORT) $(or $(filter demo serve,$(MAKECMDGOALS)),demo)
+
+demo: port-free setup
 	$(BIN)/recommender build demo/content --index $(DEMO_INDEX)
 	$(BIN)/recommender related $(LEUKEMIA) --index $(DEMO_INDEX) --k 3
 	@$(BIN)/recommender serve $(DEMO_INDEX) --port $(PORT) & pid=$$!; \
 	  $(BIN)/python demo/request.py http://127.0.0.1:$(PORT); status=$$?; \
 	  kill $$pid; wait $$pid 2>/dev/null; exit $$status
 
-serve: setup
+serve: port-free setup
 	$(BIN)/recommender serve demo/content --index $(DEMO_INDEX) --port $(PORT)
 
 lint: setup

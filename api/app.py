@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
@@ -36,6 +37,9 @@ Related-article suggestions for Q&A content sites, from a prebuilt index.
 * Suggestions for the text of a draft: `POST /v1/related`.
 * Every error answers `{"error": {"type": ..., "message": ...}}` with a 4xx/5xx status.
 """
+
+#: where the documentation pages' scripts and stylesheets are served
+DOCS_STATIC = "/docs-static"
 
 TAGS = [
     {"name": "related", "description": "Related-article suggestions"},
@@ -69,8 +73,11 @@ def create_app(settings: Settings | None = None, *, index: Snapshot | None = Non
             state.stop()
             metrics.close()
 
-    app = FastAPI(title="Related-article recommender", version="1", description=DESCRIPTION,
-                  openapi_tags=TAGS, lifespan=lifespan)
+    # /docs and /redoc with Swagger UI's and ReDoc's assets served by the app itself (from the
+    # fastapi-offline package), not from a CDN: the docs work on a machine without internet
+    app = FastAPIOffline(title="Related-article recommender", version="1",
+                         description=DESCRIPTION, openapi_tags=TAGS, lifespan=lifespan,
+                         static_url=DOCS_STATIC)
     app.state.settings = settings
     app.state.index_state = state
     app.state.metrics = metrics

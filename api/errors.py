@@ -63,6 +63,11 @@ class ReloadInProgress(ApiError):
     """A reload was asked for while another one is running."""
 
 
+class IndexUnreadable(ApiError):
+    """An index directory cannot be served: a missing or truncated file, a garbage manifest,
+    arrays that do not match the articles, or an invalid configuration."""
+
+
 class BadParameter(ApiError):
     """A parameter is well-formed but not acceptable (e.g. ``k`` above the configured limit)."""
 
@@ -72,8 +77,9 @@ STATUS: dict[type[Exception], int] = {
     ArticleNotFound: 404,
     InvalidFilter: 422,
     BadParameter: 422,
+    IndexUnreadable: 422,
     IndexMismatch: 409,
-    IndexCorrupt: 503,  # an index that cannot be served (a reload keeps the old one)
+    IndexCorrupt: 422,  # an index that cannot be served (a reload keeps the old one)
     FillError: 409,
     FillIncomplete: 409,
     ReloadInProgress: 409,
@@ -104,6 +110,8 @@ def status_for(error: Exception) -> int:
 
 def error_body(kind: str, message: str, details: Any = None) -> dict[str, Any]:
     """The JSON body of every error response."""
+    # a message may quote the caller's input: never let it make the answer un-encodable
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     error: dict[str, Any] = {"type": kind, "message": message}
     if details is not None:
         error["details"] = details

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.settings import K_LIMIT
 from recommender.corpus import Article
 from recommender.recommender import Suggestion
+from recommender.text import encoding_problem
 
 _EXAMPLE_URL = "/learn/computer-science/questions/what-is-supervised-learning"
 
@@ -101,6 +102,17 @@ class DraftRequest(BaseModel):
     exclude_subject: list[str] = Field(default_factory=list, description="Never these subjects")
     exclude_url: list[str] = Field(
         default_factory=list, description="Never these articles (e.g. the draft's own url)")
+
+    @field_validator("title", "question", "answer", "text", "subject", "exclude_subject",
+                     "exclude_url")
+    @classmethod
+    def _valid_unicode(cls, value: str | list[str]) -> str | list[str]:
+        """A lone surrogate (``"\ud800"`` in JSON) is a 422, not a tokenizer's TypeError."""
+        for item in [value] if isinstance(value, str) else value:
+            problem = encoding_problem(item)
+            if problem:
+                raise ValueError(f"not valid Unicode text: {problem}")
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> DraftRequest:

@@ -17,14 +17,17 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 from fastapi import Request
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recommender.config import BuildConfig
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     cache_dir: Optional[Path] = Field(None, description="Embedding cache used by rebuilds")
     admin_token: Optional[SecretStr] = Field(
         None, description="Bearer token of the admin endpoints; unset disables them")
+    admin_token_file: Optional[Path] = Field(
+        None, description="File holding the admin token instead (read once at startup); "
+                          "keeps it out of the environment of every process")
     max_text_bytes: int = Field(20_000, ge=1, description="Largest posted draft text (UTF-8)")
     max_k: int = Field(K_LIMIT, ge=1, le=K_LIMIT, description="Largest k a request may ask")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -81,6 +87,17 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        """Read ``admin_token_file`` once; a token given both ways is refused."""
+        if self.admin_token_file is None:
+            return self
+        if self.admin_token is not None:
+            raise ValueError("set the admin token one way: RECOMMENDER_ADMIN_TOKEN or "
+                             "RECOMMENDER_ADMIN_TOKEN_FILE, not both")
+        self.admin_token = SecretStr(read_token_file(self.admin_token_file))
+        return self
+
     def resolved_index_dir(self) -> Path:
         """The index directory, defaulting like the CLI so both find the same index."""
         return (self.index_dir or default_index_dir()).expanduser()
@@ -101,6 +118,43 @@ class Settings(BaseSettings):
             return None
         token = self.admin_token.get_secret_value().strip()
         return token or None
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace dropped); ``ValueError`` if unreadable."""
+    try:
+        token = path.expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the admin token file {path}: {error}") from None
+    if not token:
+        raise ValueError(f"the admin token file {path} is empty")
+    return token
+
+
+def admin_token_handoff(flag_token: str | None, token_file: Path | None) -> Path | None:
+    """The token file the service's processes read, so the token is never in an environment
+    or on a command line, both of which other users can read through ``/proc``.
+
+    ``token_file`` is used as it is. A token from ``--admin-token`` (deprecated) or from
+    ``$RECOMMENDER_ADMIN_TOKEN`` is written to a new private file (mode 0600, in a 0700
+    folder, removed when the process exits); the caller then drops the variable from its
+    environment (``recommender serve`` does, before it starts workers).
+    """
+    token = flag_token or os.environ.get("RECOMMENDER_ADMIN_TOKEN", "").strip() or None
+    if token_file is not None:
+        if token:
+            raise ValueError("give the admin token one way: --admin-token-file, or "
+                             "RECOMMENDER_ADMIN_TOKEN, not both")
+        read_token_file(token_file)  # fail now, not in every worker
+        return token_file.expanduser().resolve()
+    if token is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="recommender-token-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "admin-token"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(token)
+    return path
 
 
 @lru_cache(maxsize=1)

@@ -37,12 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from api.errors import NotReady, ReloadInProgress
+from api.errors import IndexUnreadable, NotReady, ReloadInProgress
 from api.metrics import Metrics
 from api.settings import Settings
 from recommender.config import BuildConfig
 from recommender.encoders import load_encoder
-from recommender.errors import IndexNotFound, ModelNotAvailable, RecommenderError
+from recommender.errors import (
+    IndexCorrupt,
+    IndexNotFound,
+    ModelNotAvailable,
+    RecommenderError,
+)
 from recommender.index import read_manifest
 from recommender.pipeline import Snapshot, load_index, open_index, save_index
 from recommender.recommender import Recommender
@@ -164,6 +169,29 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def _unreadable(where: Any, what: str) -> Iterator[None]:
+    """Turn a failure that is not a domain error into :class:`IndexUnreadable` (422).
+
+    A missing file, a garbage manifest, truncated arrays or an invalid configuration
+    raise whatever the reading library raises; for the service they all mean one
+    thing: this index cannot be served, and the one being served stays.
+    """
+    try:
+        yield
+    except (RecommenderError, IndexUnreadable):
+        raise
+    except Exception as error:
+        raise IndexUnreadable(f"the index at {where} {what} ({type(error).__name__}: {error}); "
+                              "the index being served, if any, is kept") from error
+
+
+def _read_index(index_dir: Any, expected: Any) -> Snapshot:
+    """:func:`load_index`, any failure to read the files being :class:`IndexUnreadable`."""
+    with _unreadable(index_dir, "cannot be read"):
+        return load_index(index_dir, expected=expected)
+
+
 class IndexState:
     """Holds the current :class:`Loaded` and replaces it on reload or on a newer build."""
 
@@ -224,7 +252,7 @@ class IndexState:
                                 keep_last_good=s.watch)
             return opened.snapshot, "content"
         try:
-            return load_index(index_dir, expected=config), "index"
+            return _read_index(index_dir, config), "index"
         except IndexNotFound:
             if s.content_dir is None:
                 raise
@@ -246,15 +274,17 @@ class IndexState:
         limit_compute_threads(self.settings.compute_threads)
         if not self.settings.warmup:
             return
-        if rec.articles:
+        if rec.articles:  # first and last rows: truncated arrays fail here, not in a request
             rec.related(rec.articles[0], 1)
+            rec.related(rec.articles[-1], 1)
         if encoder:
             rec.related_to_text("warm up", 1)
 
     def _swap(self, index: Snapshot, source: str) -> Loaded:
         before = {h["path"] for h in self.current.held} if self.current is not None else set()
-        rec = Recommender(index)
-        self._prepare(rec)
+        with _unreadable(self.settings.resolved_index_dir(), "fails its warm-up queries"):
+            rec = Recommender(index)
+            self._prepare(rec)
         self._generation += 1
         loaded = Loaded.of(rec, self._generation, source)
         self.current = loaded  # the swap: one reference assignment
@@ -285,7 +315,9 @@ class IndexState:
             self.last_error = f"{type(error).__name__}: {error}"
             if self.metrics is not None:
                 self.metrics.reloaded("failed")
-            if not isinstance(error, RecommenderError):
+            if isinstance(error, IndexUnreadable | IndexCorrupt):
+                log.warning("loading the index failed: %s", error)
+            elif not isinstance(error, RecommenderError):
                 log.exception("loading the index failed")
             raise
         self.last_reload_at = _now()
@@ -369,7 +401,7 @@ class IndexState:
             if not self._reload_lock.acquire(blocking=False):
                 continue
             try:
-                index = load_index(index_dir, expected=self.settings.build_config())
+                index = _read_index(index_dir, self.settings.build_config())
                 self._load_locked(rebuild=False, force=False, preloaded=index)
             except Exception as error:
                 failed = on_disk

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from recommender.errors import ModelNotAvailable
+from recommender.model_files import resolve_model_path, search_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -33,8 +34,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def models_dir() -> Path:
-    """The model registry folder: ``$RECOMMENDER_MODELS_DIR`` or the project's ``models/``."""
-    return Path(os.environ.get("RECOMMENDER_MODELS_DIR") or Path(__file__).parents[1] / "models")
+    """Where locally built models are written: ``$RECOMMENDER_MODELS_DIR`` if set, else the
+    built-in models folder (see :mod:`recommender.model_files`, which also finds them)."""
+    return search_path()[0]
 
 
 class ModelSpec(BaseModel):
@@ -50,27 +52,34 @@ class ModelSpec(BaseModel):
     get: str = ""
 
     def resolve_source(self) -> Path:
-        """The folder holding the weights; raises :class:`ModelNotAvailable` if absent."""
-        hint = f"; to get it: {self.get}" if self.get else ""
-        if self.source.startswith("package:"):
-            module, _, sub = self.source.removeprefix("package:").partition("/")
-            spec = importlib.util.find_spec(module)
-            if spec is None or not spec.submodule_search_locations:
-                raise ModelNotAvailable(
-                    f"model {self.name!r} needs the Python package {module!r}, "
-                    f"which is not installed{hint}")
-            path = Path(next(iter(spec.submodule_search_locations))) / sub
-        else:
-            path = models_dir() / self.source
-        if not path.exists():
-            raise ModelNotAvailable(f"model {self.name!r}: weights not found at {path}{hint}")
-        return path
+        """The folder holding the weights; raises :class:`ModelNotAvailable` if absent.
+
+        ``package:<module>/<sub>`` is a folder inside an installed Python package;
+        anything else is found on the models search path (:mod:`recommender.model_files`).
+        """
+        what = f"model {self.name!r}: weights"
+        if not self.source.startswith("package:"):
+            return resolve_model_path(self.source, what, self.get)
+        module, _, sub = self.source.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            hint = f"; to get it: {self.get}" if self.get else ""
+            raise ModelNotAvailable(f"model {self.name!r} needs the Python package {module!r}, "
+                                    f"which is not installed{hint}")
+        folder = Path(next(iter(spec.submodule_search_locations))) / sub
+        return resolve_model_path(folder, what, self.get)
+
+
+def registry_path() -> Path:
+    """``registry.yaml``, the first one on the models search path."""
+    return resolve_model_path("registry.yaml", "the model registry",
+                              "reinstall qa-related-recommender")
 
 
 def registry() -> dict[str, ModelSpec]:
     """All registry entries by name."""
-    path = models_dir() / "registry.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    path = registry_path()
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
     return {name: ModelSpec(name=name, **entry) for name, entry in data.items()}
 
 
@@ -78,7 +87,7 @@ def model_spec(name: str) -> ModelSpec:
     specs = registry()
     if name not in specs:
         raise ModelNotAvailable(
-            f"unknown model {name!r}; the registry ({models_dir() / 'registry.yaml'}) "
+            f"unknown model {name!r}; the registry ({registry_path()}) "
             f"knows: {', '.join(sorted(specs))}")
     return specs[name]
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from recommender.model_files import ranker_path
+
 #: the repository's models folder (shipped learned-ranker parameters live in models/ranker/)
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: signals in feature order; those switched off are left out
 SIGNALS = ("lexical", "description", "keywords", "dense")
 #: signals that also get a 2-hop (neighbours of neighbours) feature
@@ -146,11 +147,10 @@ class LearnedModel:
 
 
 def resolve_model_path(name: str) -> Path:
-    """``default`` or another bare name = ``models/ranker/<name>.json``; else a file path."""
-    path = Path(name).expanduser()
-    if path.suffix == ".json" or path.is_absolute() or len(path.parts) > 1:
-        return path
-    return MODELS_DIR / "ranker" / f"{name}.json"
+    """``default`` or another bare name = ``ranker/<name>.json`` on the models search path;
+    else a file path. Missing: :class:`~recommender.errors.ModelNotAvailable`, never a
+    silent fallback (see :func:`recommender.model_files.ranker_path`)."""
+    return ranker_path(name)
 
 
 def fit_model(x: np.ndarray, y: np.ndarray, features: list[str], kind: str = "logistic",

@@ -50,8 +50,9 @@ from recommender.index import (
     stored_fields,
     write_manifest,
 )
-from recommender.learned import LearnedModel
+from recommender.learned import LearnedModel, resolve_model_path
 from recommender.lexical import SPARSE_SIGNALS, SignalOff, SparseSignal
+from recommender.model_files import sha256_file
 from recommender.neighbours import (
     Layout,
     compute_lists,
@@ -612,6 +613,16 @@ def configuration_of(index_dir: Path | None) -> BuildConfig:
     return BuildConfig()
 
 
+def _ranker_file_changed(previous: Snapshot, config: BuildConfig) -> bool:
+    """Whether the configuration's learned-ranker file is not the one the index used (another
+    path, or other bytes: e.g. a new release's parameters): its lists must be redone."""
+    used = previous.ranking.ranker
+    if used.kind != "learned" or used.sha256 is None or config.ranking.model is None:
+        return False
+    path = resolve_model_path(config.ranking.model)
+    return str(path) != used.file or sha256_file(path) != used.sha256
+
+
 def open_index(content_dir: str | Path, config: BuildConfig | None = None,
                index_dir: Path | None = None, *, cache_dir: Path | None = None,
                on_progress: Progress | None = None, rebuild: bool = False,
@@ -642,6 +653,8 @@ def open_index(content_dir: str | Path, config: BuildConfig | None = None,
         previous, reason = None, "the configuration differs"
     if previous is not None and previous.index.root != content_dir.resolve():
         previous, reason = None, f"the index is of {previous.index.root}"
+    if previous is not None and _ranker_file_changed(previous, config):
+        previous, reason = None, "the learned-ranker file changed"
     if (previous is not None and schema is not None and previous.index.schema is not None
             and previous.index.schema.identity() != schema.identity()):
         previous, reason = None, "the schema differs"

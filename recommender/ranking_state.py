@@ -31,6 +31,7 @@ from recommender.errors import IndexCorrupt
 from recommender.index import check_array, load_arrays
 from recommender.learned import SIGNALS, LearnedModel, feature_names, resolve_model_path
 from recommender.lexical import SparseSignal
+from recommender.model_files import sha256_file
 
 #: how many ranked suggestions are precomputed per article
 NEIGHBOURS = 100
@@ -145,6 +146,7 @@ class RankerChoice:
     kind: str
     file: str | None = None
     reason: str | None = None
+    sha256: str | None = None  # of the file's bytes, so ``info`` shows which file it was
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -269,8 +271,10 @@ def choose_model(config: BuildConfig, active: tuple[str, ...],
     """The learned model for ``active`` signals, and the record of where it came from.
 
     ``model`` (with ``origin``, e.g. "fitted on training folds") overrides the
-    configuration's file. A missing file, or one fitted on other signals, is never
-    used silently: the ranking is the unsupervised blend, and the choice says why.
+    configuration's file. A named file that is missing is an error
+    (:class:`~recommender.errors.ModelNotAvailable`); one fitted on other signals than
+    the corpus has is never used silently: the ranking is the unsupervised blend, and
+    the choice says why.
     """
     if config.ranking.method == "fused":
         return None, RankerChoice("fused")
@@ -282,9 +286,7 @@ def choose_model(config: BuildConfig, active: tuple[str, ...],
         return model, RankerChoice("learned", origin or "given")
     if config.ranking.model is None:
         return None, RankerChoice("blend", reason="no model configured (ranking.model: null)")
-    path = resolve_model_path(config.ranking.model)
-    if not path.exists():
-        return None, RankerChoice("blend", reason=f"model file {path} not found")
+    path = resolve_model_path(config.ranking.model)  # missing: ModelNotAvailable (exit 7)
     try:
         loaded = LearnedModel.load(path)
     except ValueError as error:
@@ -295,4 +297,4 @@ def choose_model(config: BuildConfig, active: tuple[str, ...],
         return None, RankerChoice("blend", reason=(
             f"model {path} was fitted on signals {fitted}, the active signals are "
             f"{list(active)}"))
-    return loaded, RankerChoice("learned", str(path))
+    return loaded, RankerChoice("learned", str(path), sha256=sha256_file(path))

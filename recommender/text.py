@@ -106,3 +106,17 @@ def prepare_text(article: Article, config: TextConfig) -> str:
 def text_hash(text: str) -> str:
     """Cache key of a prepared text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def encoding_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode, or ``None`` if it is.
+
+    A lone surrogate (a JSON ``"\\ud800"`` escape, or a command-line byte that is
+    not UTF-8) makes a Python ``str`` that tokenizers and UTF-8 output reject, so
+    callers refuse such text at the edge, with this reason.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"{error.reason} (position {error.start})"
+    return None

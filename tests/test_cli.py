@@ -41,7 +41,7 @@ def test_build_then_related_and_search_as_json(tmp_path: Path, hashing_config: P
                                                "curated"}
     found = run(["search", "Why are leaves green?", "--json", "--k", "2"], tmp_path)
     assert found.returncode == 0 and len(json.loads(found.stdout)) == 2
-    info = run(["info"], tmp_path)
+    info = run(["info", "--json"], tmp_path)
     assert json.loads(info.stdout)["model"] == "hashing"
 
 
@@ -96,3 +96,16 @@ def test_demo_command_suggests_the_psychological_article_with_the_real_model(tmp
     slugs = [row["url"].rsplit("/", 1)[-1] for row in json.loads(related.stdout)]
     assert "what-are-the-psychological-impacts-of-a-leukemia-diagnosis-on-patients-and-their-" \
            "families" in slugs
+
+
+def test_search_needs_valid_text_and_info_prints_a_table(tmp_path: Path, hashing_config: Path):
+    assert run(["build", str(DEMO), "--config", str(hashing_config), "-q"],
+               tmp_path).returncode == 0
+    for text in ("", "   ", "\udcff"):  # "\udcff": a command-line byte that is not UTF-8
+        done = subprocess.run([sys.executable, "-m", "recommender.cli", "search", text],
+                              capture_output=True, env=cli_env(tmp_path), timeout=600)
+        assert done.returncode == 2, done.stderr  # a usage error, as the API's 422
+        assert b"Invalid value for TEXT" in done.stderr and b"Traceback" not in done.stderr
+    table = run(["info"], tmp_path)
+    assert table.returncode == 0 and "ranker.sha256" in table.stdout
+    assert json.loads(run(["info", "--json"], tmp_path).stdout)["ranker"]["kind"] == "learned"

@@ -6,6 +6,7 @@ Fast: the demo corpus with the hashing encoder (no model download, no GPU).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,9 @@ def test_build_uses_the_named_model_file(demo_corpus: Corpus, tmp_path: Path) ->
         update={"model": str(tmp_path / "mine.json")})})
     built = build_index(demo_corpus, config, tmp_path / "index", tmp_path / "cache")
     assert built.ranking.model is not None and built.ranking.model.kind == "logistic"
-    assert built.manifest["ranker"] == {"kind": "learned", "file": str(tmp_path / "mine.json")}
+    assert built.manifest["ranker"] == {
+        "kind": "learned", "file": str(tmp_path / "mine.json"),
+        "sha256": hashlib.sha256((tmp_path / "mine.json").read_bytes()).hexdigest()}
     assert (tmp_path / "index" / "ranking" / "ranker.json").exists()
 
 

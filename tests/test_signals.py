@@ -60,7 +60,7 @@ def test_build_prints_the_signals_switched_off_and_the_ranker_used(demo_copy: Pa
     assert "signal keywords switched off: no article has any keyword phrases" in out
     assert "signal description switched off: no article has any description" in out
     assert "ranking: unsupervised blend of the cosines (model" in out
-    info = json.loads(run(["info"], tmp_path).stdout)
+    info = json.loads(run(["info", "--json"], tmp_path).stdout)
     assert info["ranker"]["kind"] == "blend" and info["signals"]["active"] == ["lexical",
                                                                                 "dense"]
 

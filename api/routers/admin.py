@@ -17,7 +17,8 @@ from api.schemas import ReloadResponse
 from api.settings import Settings, get_settings
 from api.state import IndexState
 
-bearer = HTTPBearer(auto_error=False, description="The admin token (RECOMMENDER_ADMIN_TOKEN)")
+bearer = HTTPBearer(auto_error=False, description="The admin token "
+                    "(RECOMMENDER_ADMIN_TOKEN_FILE or RECOMMENDER_ADMIN_TOKEN)")
 
 
 async def require_admin(
@@ -28,7 +29,8 @@ async def require_admin(
     token = settings.admin_token_value()
     if token is None:
         raise Forbidden("admin endpoints are disabled: no admin token is configured "
-                        "(set RECOMMENDER_ADMIN_TOKEN or `recommender serve --admin-token`)")
+                        "(set RECOMMENDER_ADMIN_TOKEN_FILE or RECOMMENDER_ADMIN_TOKEN, or "
+                        "`recommender serve --admin-token-file FILE`)")
     if credentials is None:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <admin token>'")
     if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):

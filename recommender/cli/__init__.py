@@ -7,9 +7,11 @@ to exit codes here and nowhere else, and printed as one line on stderr.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from recommender import __version__
 from recommender.errors import (
     ArticleNotFound,
     CorpusError,
@@ -31,6 +33,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"recommender {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit")] = False) -> None:
+    """Options that come before the command."""
+
 
 #: exit code per domain error; 1 is left for unexpected failures, 2 is click's usage error
 EXIT_CODES: dict[type[RecommenderError], int] = {

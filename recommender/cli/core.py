@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ from recommender.errors import IndexMismatch
 from recommender.index import default_index_dir, read_manifest
 from recommender.pipeline import Opened, load_index, open_index
 from recommender.recommender import Filters, Recommender, Suggestion
+from recommender.text import encoding_problem
 
 console = Console()
 err_console = Console(stderr=True)
@@ -271,13 +272,38 @@ def search(
     exclude_subject: ExcludeSubjectOpt = None,
 ) -> None:
     """Suggest articles related to free TEXT."""
+    if not text.strip():  # as the API's 422: no text is not a query
+        raise typer.BadParameter("give some text to search for", param_hint="TEXT")
+    problem = encoding_problem(text)
+    if problem:
+        raise typer.BadParameter(f"not valid UTF-8 text: {problem}", param_hint="TEXT")
     rec = open_recommender(index, config, schema)
     found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False))
     _print_suggestions(f"Related to: {text[:60]}", found, as_json)
 
 
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested manifest entries as ``a.b`` rows, lists joined, for the ``info`` table."""
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            rows.append((f"{prefix}{key}", ", ".join(map(str, value))))
+        else:
+            rows.append((f"{prefix}{key}", "" if value is None else str(value)))
+    return rows
+
+
 @app.command()
-def info(index: IndexOpt = None) -> None:
-    """Print the index's manifest (model, counts, corpus fingerprint, build time)."""
+def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Describe the index: model, ranker file, counts, corpus fingerprint, build time."""
     directory = resolve_index_dir(index)
-    print(json.dumps(read_manifest(directory), indent=2))
+    manifest = read_manifest(directory)
+    if as_json:
+        print(json.dumps(manifest, indent=2))
+        return
+    table = Table(title=f"Index at {directory}", show_header=False)
+    for name, value in _flatten(manifest):
+        table.add_row(name, value)
+    console.print(table)

@@ -31,16 +31,19 @@ from recommender.cli.core import (
     describe_opened,
     err_console,
     load_config,
+    open_recommender,
     print_signals,
     resolve_index_dir,
 )
+from recommender.cli.options import SchemaOpt, load_schema
 from recommender.errors import CorpusError
 from recommender.index import MANIFEST
 from recommender.pipeline import Snapshot, load_index, open_index
 
 #: settings this command decides; any value inherited from the environment is replaced
 _OWNED = ("INDEX_DIR", "CONTENT_DIR", "CONFIG_FILE", "MODEL", "CACHE_DIR", "ADMIN_TOKEN",
-          "MAX_TEXT_BYTES", "CORS_ORIGINS", "WATCH_INTERVAL", "LOAD_IN_BACKGROUND", "WATCH")
+          "ADMIN_TOKEN_FILE", "MAX_TEXT_BYTES", "CORS_ORIGINS", "WATCH_INTERVAL",
+          "LOAD_IN_BACKGROUND", "WATCH")
 
 
 def _export(values: dict[str, Any]) -> None:
@@ -63,14 +66,17 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def _prepare(source: Path, index: Path | None, config: Path | None, model: str | None,
-             cache_dir: Path | None) -> tuple[Path, Path | None, Snapshot | None]:
+             cache_dir: Path | None, schema: str | None = None
+             ) -> tuple[Path, Path | None, Snapshot | None]:
     """Index dir to serve, content folder (if any), and the index if it had to be opened."""
     if (source / MANIFEST).is_file():
         if index is not None:
             err_console.print(f"[yellow]--index ignored[/]: {source} is an index directory")
         loaded = None
-        if config is not None or model is not None:  # refuse a mismatch now, not per worker
-            loaded = load_index(source, expected=load_config(config, model))
+        if config is not None or schema is not None:  # refuse a mismatch now, not per worker
+            loaded = open_recommender(source, config, schema).snapshot
+        elif model is not None:
+            loaded = load_index(source, expected=load_config(None, model))
         return source.resolve(), None, loaded
     if not source.is_dir():
         raise CorpusError(f"{source} is neither an index directory (no {MANIFEST}) "
@@ -78,7 +84,8 @@ def _prepare(source: Path, index: Path | None, config: Path | None, model: str |
     index_dir = resolve_index_dir(index).resolve()
     asked = load_config(config, model) if config is not None or model is not None else None
     with EmbeddingBar(out=err_console) as bar:
-        opened = open_index(source, asked, index_dir, cache_dir=cache_dir, on_progress=bar)
+        opened = open_index(source, asked, index_dir, cache_dir=cache_dir, on_progress=bar,
+                            schema=load_schema(schema, source)[0] if schema else None)
     print_signals(opened)
     console.print(describe_opened(opened, index_dir), markup=False, highlight=False,
                   soft_wrap=True)
@@ -97,10 +104,14 @@ def serve(
     index: IndexOpt = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    schema: SchemaOpt = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache folder")] = None,
+    admin_token_file: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False, envvar="RECOMMENDER_ADMIN_TOKEN_FILE",
+        help="File holding the bearer token of POST /v1/admin/reload (or set "
+             "RECOMMENDER_ADMIN_TOKEN; neither: admin endpoints disabled)")] = None,
     admin_token: Annotated[Optional[str], typer.Option(
-        envvar="RECOMMENDER_ADMIN_TOKEN",
-        help="Bearer token of POST /v1/admin/reload (unset: admin endpoints disabled)")] = None,
+        hidden=True, help="Deprecated: shows the token in ps; use --admin-token-file")] = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option(
         help="Origin allowed by CORS (repeatable)")] = None,
     max_text_bytes: Annotated[int, typer.Option(
@@ -122,12 +133,22 @@ def serve(
     if watch and (source / MANIFEST).is_file():
         raise typer.BadParameter("--watch follows a content folder, not an index directory",
                                  param_hint="--watch")
-    index_dir, content_dir, loaded = _prepare(source, index, config, model, cache_dir)
+    from api.settings import admin_token_handoff
+
+    if admin_token:
+        err_console.print("[bold red]warning: --admin-token is deprecated[/]: every user of "
+                          "this machine can read it (ps, /proc); use --admin-token-file FILE "
+                          "or RECOMMENDER_ADMIN_TOKEN")
+    try:  # the token reaches the workers as a file's path, never as itself
+        token_file = admin_token_handoff(admin_token, admin_token_file)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--admin-token-file") from None
+    index_dir, content_dir, loaded = _prepare(source, index, config, model, cache_dir, schema)
     follow = (0.5 if watch else 2.0) if workers > 1 else 0.0
     _export({
         "INDEX_DIR": index_dir, "CONTENT_DIR": content_dir,
         "CONFIG_FILE": config.resolve() if config else None, "MODEL": model,
-        "CACHE_DIR": cache_dir.resolve() if cache_dir else None, "ADMIN_TOKEN": admin_token,
+        "CACHE_DIR": cache_dir.resolve() if cache_dir else None, "ADMIN_TOKEN_FILE": token_file,
         "MAX_TEXT_BYTES": max_text_bytes,
         "CORS_ORIGINS": json.dumps(cors_origin) if cors_origin else None,
         "WATCH_INTERVAL": watch_interval if watch_interval is not None else follow,
