@@ -41,12 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or resolve_model_path(config.ranking.model or "default")
     corpus = load_corpus(args.content)
     method = ProductMethod(corpus, config, refit=False, seed=args.seed)
-    links = link_pairs(corpus)
+    links = link_pairs(corpus.articles)
     queries = np.unique(links[:, 0])
     if len(queries) > args.max_queries:
         rng = np.random.default_rng(args.seed)
         queries = np.sort(rng.choice(queries, args.max_queries, replace=False))
-    x, y = training_data(method.ranker, corpus, links, queries)
+    x, y = training_data(method.ranker, corpus.articles, links, queries)
     note = (f"fitted by benchmarks/fit_ranker.py on {corpus.root.name} "
             f"({len(corpus)} articles, fingerprint "
             f"{corpus_fingerprint(method.snapshot.articles, method.snapshot.index.sources)[:12]}): "

@@ -47,10 +47,11 @@ class RankingConfig(BaseModel):
     per-query-normalised scores, mutual-neighbour ranks (within each signal's
     ``depth`` nearest) and 2-hop scores; there the weights only switch signals on.
     ``model`` names its parameters: a bare name is ``models/ranker/<name>.json``
-    in the repository, otherwise a path. When the file is missing, or was fitted
-    on other signals than the active ones, the ranking is the unsupervised blend
-    (the sum of the candidates' cosines), and the manifest's ``ranker`` says so
-    and why.
+    in the repository, otherwise a path; a missing file is an error. When it was fitted
+    on other signals than the active ones, a model is fitted on the corpus' own
+    curated links at build time (:mod:`recommender.fitting`); with too few links
+    the ranking is the unsupervised blend (the sum of the candidates' cosines).
+    The manifest's ``ranker`` says which, and why.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,6 +61,7 @@ class RankingConfig(BaseModel):
     lexical: float = Field(1.0, ge=0)
     description: float = Field(1.0, ge=0)
     keywords: float = Field(1.0, ge=0)
+    mentions: float = Field(1.0, ge=0)
     lexical_fields: tuple[TextField, ...] = ("title", "answer")
     candidates: int = Field(200, ge=10, le=5000)
     depth: int = Field(50, ge=10, le=1000)

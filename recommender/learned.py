@@ -23,7 +23,7 @@ from recommender.model_files import ranker_path
 
 #: the repository's models folder (shipped learned-ranker parameters live in models/ranker/)
 #: signals in feature order; those switched off are left out
-SIGNALS = ("lexical", "description", "keywords", "dense")
+SIGNALS = ("lexical", "description", "keywords", "mentions", "dense")
 #: signals that also get a 2-hop (neighbours of neighbours) feature
 TWO_HOP = ("lexical", "dense")
 PER_SIGNAL = ("cos", "rank_q", "rank_c", "z_q", "z_c", "gap_q", "gap_c")

@@ -9,6 +9,13 @@ threshold. A signal whose field is empty in every article cannot be fitted: it i
 switched off, and the reason is reported instead of a crash. An article without
 the field has a zero vector: zero similarity on that signal.
 
+The ``mentions`` signal is TF-IDF over *names*: an article whose title is one
+token (``systemd.unit(5)`` is ``systemd.unit``, ``git-rebase`` is itself) is a name,
+and an article's row holds the names its title and text use. Two articles are
+close when one names the other, or both name the same pages: the "see also"
+evidence of reference sites, read from the content. Where almost no article
+names another (Q&A sites, whose titles are questions), it is switched off.
+
 Rows are L2-normalised, so products of rows are cosines in [0, 1]. Everything is
 saved as JSON and NumPy files (no pickles) and checked when read.
 """
@@ -16,12 +23,14 @@ saved as JSON and NumPy files (no pickles) and checked when read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from recommender.corpus import Article
 from recommender.errors import IndexCorrupt
@@ -30,7 +39,28 @@ from recommender.text import article_text
 
 KEYWORD_SEP = "\x1f"
 #: the sparse signals, their kind of text and the fields they read (lexical: configured)
-SPARSE_SIGNALS = {"lexical": "words", "description": "words", "keywords": "keywords"}
+SPARSE_SIGNALS = {"lexical": "words", "description": "words", "keywords": "keywords",
+                  "mentions": "mentions"}
+#: a token that may be a page's name: letters, digits and the . - _ + : of command names
+_NAME_TOKEN = re.compile(r"[a-z0-9][\w.+:-]*[\w+]|[a-z0-9]")
+_TRAILING_PARENTHESIS = re.compile(r"\s*\([^()]*\)\s*$")
+#: the mentions signal is switched off when fewer articles than this share name another
+MIN_MENTIONING_SHARE = 0.01
+#: names used by more than this share of articles are common words, not references
+MAX_NAME_SHARE = 0.05
+#: weight of an article's own name against the names it uses (see SparseSignal._rows)
+OWN_NAME_WEIGHT = 10.0
+
+
+def name_tokens(text: str) -> list[str]:
+    """The tokens of ``text`` that could be page names (lowercased)."""
+    return _NAME_TOKEN.findall(text.lower())
+
+
+def page_name(title: str) -> str | None:
+    """An article's name when its title is one name-like token (a trailing ``(5)`` dropped)."""
+    tokens = name_tokens(_TRAILING_PARENTHESIS.sub("", title))
+    return tokens[0] if len(tokens) == 1 and len(tokens[0]) >= 2 else None
 
 
 def _split_keywords(text: str) -> list[str]:
@@ -42,6 +72,9 @@ def _vectorizer(kind: str, vocabulary: dict[str, int] | None = None,
     if kind == "keywords":
         return TfidfVectorizer(tokenizer=_split_keywords, token_pattern=None, lowercase=True,
                                sublinear_tf=True, vocabulary=vocabulary, dtype=np.float32)
+    if kind == "mentions":  # rows are weighted and normalised by SparseSignal._mention_rows
+        return TfidfVectorizer(analyzer=name_tokens, sublinear_tf=True, vocabulary=vocabulary,
+                               norm=None, dtype=np.float32)
     if every_term:
         return TfidfVectorizer(sublinear_tf=True, vocabulary=vocabulary, dtype=np.float32)
     return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2, max_df=0.5,
@@ -83,6 +116,8 @@ class SparseSignal:
 
         Raises :class:`SignalOff` when no article has any term in the field.
         """
+        if kind == "mentions":
+            return cls._fit_mentions(articles, fields)
         docs = [document(a, kind, fields) for a in articles]
         for every_term in (False, True):  # a tiny corpus may lose every term to pruning
             if every_term and kind == "keywords":
@@ -96,17 +131,61 @@ class SparseSignal:
         what = "keyword phrases" if kind == "keywords" else "+".join(fields)
         raise SignalOff(f"no article has any {what}")
 
+    @classmethod
+    def _fit_mentions(cls, articles: Sequence[Article], fields: Sequence[str]
+                      ) -> tuple[SparseSignal, sp.csr_matrix]:
+        """Names: single-token titles that some other article uses, and few articles do."""
+        names = sorted({name for a in articles if (name := page_name(a.title))})
+        if len(names) < MIN_MENTIONING_SHARE * len(articles):
+            raise SignalOff(f"{len(names)} of {len(articles)} articles have a title that is a "
+                            f"name (one token) others could use (fewer than "
+                            f"{MIN_MENTIONING_SHARE:.0%})")
+        docs = [document(a, "mentions", fields) for a in articles]
+        counts = CountVectorizer(analyzer=name_tokens, vocabulary=names).transform(docs)
+        df = np.diff(counts.tocsc().indptr)
+        keep = (df >= 2) & (df <= max(2.0, MAX_NAME_SHARE * len(docs)))
+        names = [n for n, k in zip(names, keep, strict=True) if k]
+        kept = set(names)
+        used = np.asarray((counts[:, keep] > 0).sum(axis=1)).ravel()
+        own = np.array([page_name(a.title) in kept for a in articles], dtype=np.int64)
+        mentioning = int((used - own >= 1).sum())
+        if mentioning < MIN_MENTIONING_SHARE * len(docs):
+            raise SignalOff(f"{mentioning} of {len(docs)} articles name another article "
+                            f"(fewer than {MIN_MENTIONING_SHARE:.0%})")
+        vectorizer = _vectorizer("mentions", {n: i for i, n in enumerate(names)})
+        signal = cls("mentions", fields, vectorizer.fit(docs))
+        return signal, signal._rows(articles, docs)
+
+    def _rows(self, articles: Sequence[Article] | None, docs: list[str]) -> sp.csr_matrix:
+        """Signal rows of ``docs``; for ``mentions``, each article's own name (from
+        ``articles``) outweighs the names it uses, so that the product of two rows is led
+        by one naming the other, not by both naming a third page."""
+        matrix = self.vectorizer.transform(docs)
+        if self.kind != "mentions":
+            return _csr(matrix)
+        if articles is not None:
+            vocabulary = self.vectorizer.vocabulary_
+            own = [(i, vocabulary[name]) for i, a in enumerate(articles)
+                   if (name := page_name(a.title)) in vocabulary]
+            idf = np.asarray(self.vectorizer.idf_, dtype=np.float32)
+            rows, cols = (np.array(x, dtype=np.int64) for x in zip(*own, strict=True)) \
+                if own else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            boost = sp.csr_matrix((OWN_NAME_WEIGHT * idf[cols], (rows, cols)),
+                                  shape=matrix.shape, dtype=np.float32)
+            matrix = matrix + boost
+        return _csr(normalize(matrix))
+
     def transform(self, articles: Sequence[Article]) -> sp.csr_matrix:
         """Rows of ``articles`` under the frozen vocabulary and IDF (unknown terms dropped)."""
         if not articles:
             return sp.csr_matrix((0, self.vocabulary_size), dtype=np.float32)
-        return _csr(self.vectorizer.transform(self.documents(articles)))
+        return self._rows(articles, self.documents(articles))
 
     def transform_text(self, text: str) -> sp.csr_matrix:
         """Vector of free text; keyword signals read no free text and give an empty vector."""
         if self.kind == "keywords":
             return sp.csr_matrix((1, self.vocabulary_size), dtype=np.float32)
-        return _csr(self.vectorizer.transform([text]))
+        return self._rows(None, [text])
 
     def drift(self, matrix: sp.csr_matrix) -> float:
         """How far the frozen IDF is from the IDF of the articles now in ``matrix``.

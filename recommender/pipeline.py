@@ -41,6 +41,7 @@ from recommender.corpus import Article, Corpus, read_article
 from recommender.corpus import subject_key as _subject_key
 from recommender.embedding import EmbeddingStats, Progress, embed_articles
 from recommender.errors import CorpusError, IndexCorrupt, IndexMismatch, IndexNotFound
+from recommender.fitting import MIN_LINKED_ARTICLES, fit_on_links, link_pairs
 from recommender.index import (
     FORMAT_VERSION,
     Index,
@@ -50,7 +51,7 @@ from recommender.index import (
     stored_fields,
     write_manifest,
 )
-from recommender.learned import LearnedModel, resolve_model_path
+from recommender.learned import LearnedModel, feature_names, resolve_model_path
 from recommender.lexical import SPARSE_SIGNALS, SignalOff, SparseSignal
 from recommender.model_files import sha256_file
 from recommender.neighbours import (
@@ -63,6 +64,7 @@ from recommender.neighbours import (
 from recommender.ranking import Ranker
 from recommender.ranking_state import (
     FitInfo,
+    RankerChoice,
     RankingState,
     Suggestions,
     active_signals,
@@ -118,7 +120,7 @@ class Snapshot:
 def _sparse_fields(config: BuildConfig) -> dict[str, tuple[str, tuple[str, ...]]]:
     """The sparse signals the configuration switches on: kind and fields."""
     fields = {"lexical": tuple(config.ranking.lexical_fields), "description": ("description",),
-              "keywords": ()}
+              "keywords": (), "mentions": ("title", "description", "answer")}
     return {name: (kind, fields[name]) for name, kind in SPARSE_SIGNALS.items()
             if getattr(config.ranking, name) > 0}
 
@@ -235,9 +237,28 @@ def fit_ranking(index: Index, articles: list[Article], config: BuildConfig, *,
             else:
                 lists[name] = compute_lists(ranker, name)
         state = dataclasses.replace(state, lists=lists)
+        if chosen is None and config.ranking.model is not None:
+            state = fit_on_own_links(index, articles, state)
     if suggestions:
         state = dataclasses.replace(state, suggestions=compute_suggestions(Ranker(index, state)))
     return state
+
+
+def fit_on_own_links(index: Index, articles: list[Article], state: RankingState
+                     ) -> RankingState:
+    """``state`` with a re-ranker fitted on the corpus' own curated links, when the
+    configured model does not fit its signals and there are enough links; else as it is
+    (the unsupervised blend, whose reason then says why no model was fitted)."""
+    links = link_pairs(articles)
+    linked = len(np.unique(links[:, 0])) if len(links) else 0
+    if linked < MIN_LINKED_ARTICLES:
+        why = (f"{state.ranker.reason}; too few curated links to fit one on this corpus "
+               f"({linked} articles have links, {MIN_LINKED_ARTICLES} are needed)")
+        return dataclasses.replace(state, ranker=RankerChoice("blend", reason=why))
+    model = fit_on_links(Ranker(index, state, None), articles, links)
+    choice = RankerChoice("learned", reason=(
+        f"{model.note}, at build time ({state.ranker.reason})"))
+    return dataclasses.replace(state, model=model, ranker=choice)
 
 
 def _no_suggestions(n: int) -> Suggestions:
@@ -474,6 +495,9 @@ def apply_update(previous: Snapshot, plan: UpdatePlan, cache_dir: Path | None = 
         signals, matrices, off = fit_sparse(plan.articles, config)
         active = active_signals(config, off)
         model, choice = choose_model(config, active)
+        if model is None and old_state.model is not None and old_state.ranker.file is None \
+                and old_state.model.features == feature_names(active):
+            model, choice = old_state.model, old_state.ranker  # fitted on the corpus' links
         fit = FitInfo(n)
     else:
         signals, off, active = old_state.signals, old_state.off, old_state.active

@@ -139,7 +139,8 @@ class Suggestions:
 class RankerChoice:
     """Which ranking an index uses and why: recorded in the manifest, printed by ``build``.
 
-    ``kind``: ``learned`` (a model from ``file``), ``blend`` (the unsupervised sum of
+    ``kind``: ``learned`` (a model from ``file``, or with no file one fitted on the
+    corpus' own links at build time: ``reason`` says so), ``blend`` (the unsupervised sum of
     the candidates' cosines; ``reason`` says why there is no model) or ``fused``.
     """
 
@@ -153,7 +154,7 @@ class RankerChoice:
 
     def describe(self) -> str:
         if self.kind == "learned":
-            return f"learned re-ranker ({self.file})"
+            return f"learned re-ranker ({self.file or self.reason})"
         if self.kind == "blend":
             return f"unsupervised blend of the cosines ({self.reason})"
         return "fused: weighted sum of the cosines"

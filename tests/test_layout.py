@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "recommender"
 #: the library's modules in data-flow order (each may import only those before it)
 ORDER = ["errors", "config", "references", "corpus", "sources", "text", "encoders",
          "embedding", "vectors", "index", "lexical", "learned", "ranking_state", "ranking",
-         "neighbours", "pipeline", "recommender"]
+         "neighbours", "fitting", "pipeline", "recommender"]
 
 
 def imported(module: str) -> set[str]:

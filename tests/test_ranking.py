@@ -33,8 +33,8 @@ FUSED = BuildConfig(model="hashing", ranking=RankingConfig(method="fused", descr
 
 
 def _fitted_model(ranker: Ranker, corpus: Corpus, kind: str) -> LearnedModel:
-    links = link_pairs(corpus)
-    x, y = training_data(ranker, corpus, links, np.unique(links[:, 0]))
+    links = link_pairs(corpus.articles)
+    x, y = training_data(ranker, corpus.articles, links, np.unique(links[:, 0]))
     return fit_model(x, y, feature_names(ranker.signals), kind, seed=0, note="test")
 
 
@@ -180,7 +180,7 @@ def test_learned_method_never_sees_a_test_articles_links(demo_corpus: Corpus,
         assert not np.isin(train_rows, test_rows).any()
         assert len(links) and not np.isin(links, test_rows).any()  # neither end held out
         # every link among training rows is used; none touching the fold
-        pairs = link_pairs(demo_corpus)
+        pairs = link_pairs(demo_corpus.articles)
         inside = np.isin(pairs, train_rows).all(axis=1)
         assert len(links) == inside.sum()
 

@@ -38,7 +38,7 @@ def test_a_field_empty_everywhere_switches_its_signal_off(demo_copy: Path, tmp_p
     opened = open_index(demo_copy, HASHING, tmp_path / "index")
     m = opened.snapshot.manifest
     assert m["signals"]["active"] == ["lexical", "dense"]
-    assert set(m["signals"]["off"]) == {"description", "keywords"}
+    assert set(m["signals"]["off"]) == {"description", "keywords", "mentions"}
     assert "no article has any" in m["signals"]["off"]["keywords"]
     # the shipped model was fitted on four signals: not used, and the manifest says why
     assert m["ranker"]["kind"] == "blend"
@@ -69,7 +69,7 @@ def test_articles_lacking_a_field_get_zero_similarity_and_finite_features(demo_c
                                                                           tmp_path: Path):
     assert 0 < strip_seo(demo_copy, every=3) < 61
     snapshot = open_index(demo_copy, HASHING, tmp_path / "index").snapshot
-    assert snapshot.manifest["signals"]["off"] == {}
+    assert set(snapshot.manifest["signals"]["off"]) == {"mentions"}  # titles are questions
     assert snapshot.manifest["ranker"]["kind"] == "learned"
     keywords = snapshot.ranking.matrices["keywords"]
     lacking = [i for i, a in enumerate(snapshot.articles) if not a.keywords]

@@ -47,7 +47,8 @@ from recommender.schema import Schema
 console = Console()
 err_console = Console(stderr=True)
 
-METHODS: tuple[str, ...] = ("random", "tfidf", "bm25", "keywords", "dense", "product")
+METHODS: tuple[str, ...] = ("random", "tfidf", "tfidf-full", "bm25", "keywords", "dense",
+                             "product")
 
 
 def dense_vectors(corpus: Corpus, config: BuildConfig, cache_dir: Path | None) -> np.ndarray:
@@ -124,6 +125,9 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
         elif name == "tfidf":
             assert features is not None
             out.append(TfidfMethod(features, corpus, seed))
+        elif name == "tfidf-full":  # the lexical reference over every text field
+            full = LexicalFeatures(corpus, ("title", "description", "answer"))
+            out.append(TfidfMethod(full, corpus, seed, name="tfidf-full"))
         elif name == "bm25":
             assert features is not None
             out.append(BM25Method(features, corpus, seed))

@@ -117,7 +117,8 @@ class LexicalFeatures:
 
     fields: tuple[str, ...] = ("title", "answer")
 
-    def __init__(self, corpus: Corpus):
+    def __init__(self, corpus: Corpus, fields: tuple[str, ...] | None = None):
+        self.fields = fields or self.fields
         texts = [article_text(a, self.fields) for a in corpus]
         self.counter = CountVectorizer(stop_words="english", dtype=np.int64)
         self.counts: sp.csr_matrix = sp.csr_matrix(self.counter.fit_transform(texts))

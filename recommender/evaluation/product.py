@@ -23,7 +23,8 @@ import numpy as np
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus
 from recommender.evaluation.methods import ExactScorer, _excluded, tie_breaker
-from recommender.evaluation.protocol import CandidateSpace, links_between
+from recommender.evaluation.protocol import links_between
+from recommender.fitting import training_data
 from recommender.learned import LearnedModel, feature_names, fit_model
 from recommender.pipeline import Snapshot, build_snapshot
 from recommender.ranking import Candidates, Ranker
@@ -31,43 +32,6 @@ from recommender.ranking import Candidates, Ranker
 #: score of an article the re-ranker did not propose (below any model score, finite
 #: so that ties among such articles are broken by the seeded random order)
 _NOT_PROPOSED = -1e9
-
-
-def training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: np.ndarray,
-                  cache: dict[int, Candidates] | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows and 0/1 labels of the candidates of ``rows`` under ``links``.
-
-    A candidate is positive when it is (a copy of) a target of one of ``links``
-    from the query. Only candidates among the link-bearing rows' allowed rows are
-    kept: pass ``links`` already restricted to the training rows. Features do not
-    depend on links, so ``cache`` may hold them across folds.
-    """
-    space = CandidateSpace(corpus)
-    content = space.content
-    targets: dict[int, set[int]] = {}
-    for q, t in links.tolist():
-        targets.setdefault(q, set()).add(int(content[t]))
-    cache = {} if cache is None else cache
-    todo = [int(r) for r in rows if int(r) not in cache]
-    if todo:
-        feats = ranker.features_for_rows(np.array(todo, dtype=np.int64))
-        order = np.argsort(feats.query, kind="stable")
-        bounds = np.searchsorted(feats.query[order], np.arange(len(todo) + 1))
-        for i, r in enumerate(todo):
-            sel = order[bounds[i] : bounds[i + 1]]
-            cache[r] = Candidates(np.zeros(len(sel), np.int64), feats.row[sel],
-                                  feats.features[sel])
-    xs, ys = [], []
-    for r in rows.tolist():
-        c = cache[int(r)]
-        wanted = targets.get(int(r), set())
-        xs.append(c.features)
-        ys.append(np.fromiter((int(content[x]) in wanted for x in c.row.tolist()), dtype=np.int8,
-                              count=len(c.row)))
-    if not xs:
-        return np.zeros((0, len(feature_names(ranker.signals))), np.float32), np.zeros(0, np.int8)
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 class ProductMethod(ExactScorer):
@@ -83,7 +47,7 @@ class ProductMethod(ExactScorer):
 
     def __init__(self, corpus: Corpus, config: BuildConfig, name: str = "product",
                  cache_dir: Path | None = None, seed: int = 0, refit: bool | None = None,
-                 max_train_queries: int = 8000, model_kind: str = "logistic",
+                 max_train_queries: int = 8000, model_kind: str | None = None,
                  reuse: ProductMethod | None = None, snapshot: Snapshot | None = None):
         self.name, self.corpus, self.config, self.seed = name, corpus, config, seed
         if snapshot is None:
@@ -102,7 +66,10 @@ class ProductMethod(ExactScorer):
         self.tiebreak = tie_breaker(n, seed)
         learned = config.ranking.method == "learned"
         self.refit = learned if refit is None else (refit and learned)
-        self.max_train_queries, self.model_kind = max_train_queries, model_kind
+        # refit the kind of model the index serves: the shipped one's, or the build's own fit
+        served = snapshot.ranking.model
+        self.model_kind = model_kind or (served.kind if served is not None else "trees")
+        self.max_train_queries = max_train_queries
         self._features: dict[int, Candidates] = {}
         #: the links the last fit used (tests check that no held-out article's are among them)
         self.last_training_links: np.ndarray = np.zeros((0, 2), np.int64)
@@ -117,7 +84,7 @@ class ProductMethod(ExactScorer):
         if len(queries) > self.max_train_queries:
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
-        x, y = training_data(self.ranker, corpus, links, queries, self._features)
+        x, y = training_data(self.ranker, corpus.articles, links, queries, self._features)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
         rows = (np.concatenate([self._features[int(q)].row for q in queries])

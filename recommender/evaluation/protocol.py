@@ -11,10 +11,11 @@ them; curated targets that could never be shown are left out of the answers
 
 Anything fitted from curated links must not see the links of the article it is
 scored on. :func:`run_method` therefore runs a method with a ``fit`` step fold
-by fold: folds are whole publication batches (``date``; links mostly stay
-inside a batch, so holding out single articles would still leak the batch's
-link structure), and a fold's model is trained only on links whose two ends
-are both outside the fold. Dates serve that grouping and nothing else.
+by fold: folds are whole publication batches (the schema's ``group`` field,
+``date`` for QuickTakes; links mostly stay inside a batch, so holding out single
+articles would still leak the batch's link structure), and a fold's model is
+trained only on links whose two ends are both outside the fold. The group
+serves that grouping and nothing else.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from recommender.corpus import Corpus
 from recommender.errors import ArticleNotFound
+from recommender.fitting import link_pairs
 
 
 @runtime_checkable
@@ -179,13 +181,6 @@ def build_protocol(corpus: Corpus, query_rows: Sequence[int] | None = None,
     return EvaluationProtocol(space, q, relevant, dropped, unscored)
 
 
-def link_pairs(corpus: Corpus) -> np.ndarray:
-    """Every resolved curated link as a (source row, target row) pair, shape (m, 2)."""
-    row_of = {a.url: i for i, a in enumerate(corpus)}
-    pairs = [(i, row_of[url]) for i, a in enumerate(corpus) for url in a.links]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
-
-
 def links_between(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
     """The links a model trained on ``rows`` may use: both ends among ``rows``.
 
@@ -194,15 +189,17 @@ def links_between(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
     """
     inside = np.zeros(len(corpus), dtype=bool)
     inside[np.asarray(rows, dtype=np.int64)] = True
-    pairs = link_pairs(corpus)
+    pairs = link_pairs(corpus.articles)
     return pairs[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
 
 
 def publication_groups(corpus: Corpus) -> np.ndarray:
-    """Group label per row: rows share a group when they share a date or a content.
+    """Group label per row: rows share a group when they share a value of the schema's
+    grouping field (``group``: ``date`` for QuickTakes, the publication batch) or a content.
 
     Copies are tied to one group too, so a held-out article's copy (which carries
-    the same links) never sits in a training fold. Undated articles are alone.
+    the same links) never sits in a training fold. Articles without a group value
+    (every article, for a schema with ``group: null``) are alone with their copies.
     """
     parent = np.arange(len(corpus))
 
@@ -214,7 +211,7 @@ def publication_groups(corpus: Corpus) -> np.ndarray:
 
     first: dict[str, int] = {}
     for i, a in enumerate(corpus):
-        for key in ((f"date:{a.date}",) if a.date is not None else ()) + (a.content_key,):
+        for key in ((f"group:{a.group}",) if a.group is not None else ()) + (a.content_key,):
             j = first.setdefault(key, i)
             ri, rj = find(i), find(j)
             if ri != rj:
