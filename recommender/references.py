@@ -57,6 +57,10 @@ class References:
     def __init__(self, articles: Sequence[Referable], root: str | Path | None = None,
                  paths_from_root: bool = False):
         self.root = str(root) if root is not None else None
+        # relative paths that start at the root are kept as they are (an absolute reference
+        # is made relative to the root when looked up): no path arithmetic per article, which
+        # matters when a server rebuilds this after every update
+        self.relative = paths_from_root and self.root is not None
         self.by_url: dict[str, int] = {}
         self.by_id: dict[str, int] = {}
         self.by_path: dict[str, int] = {}
@@ -67,8 +71,9 @@ class References:
                 self.by_id.setdefault(a.id, row)
             path = str(a.path)
             self.by_path.setdefault(path, row)
-            absolute = self._from_root(path) if paths_from_root else _absolute(path)
-            self.by_path.setdefault(absolute, row)
+            if not self.relative or os.path.isabs(path):
+                self.by_path.setdefault(
+                    self._from_root(path) if paths_from_root else _absolute(path), row)
             self.by_slug.setdefault(_slug(a.url), row)
         for row, a in enumerate(articles):  # file names after url slugs
             self.by_slug.setdefault(a.path.stem, row)
@@ -96,7 +101,18 @@ class References:
         for candidate in (self._from_root(ref), _absolute(ref)):
             if candidate in self.by_path:
                 return self.by_path[candidate]
+            if self.relative:
+                inside = self._inside_root(candidate)
+                if inside is not None and inside in self.by_path:
+                    return self.by_path[inside]
         return None
+
+    def _inside_root(self, absolute: str) -> str | None:
+        """``absolute`` relative to the root, or None when it is outside."""
+        root = _absolute(self.root or ".")
+        if absolute == root or not absolute.startswith(root.rstrip(os.sep) + os.sep):
+            return None
+        return os.path.relpath(absolute, root)
 
     def _real_path(self, ref: str) -> int | None:
         """A path through symlinks; looked at last, and only for a path that exists."""
@@ -104,8 +120,8 @@ class References:
         if not candidates:
             return None
         if self._real is None:
-            self._real = {os.path.realpath(p): r for p, r in self.by_path.items()
-                          if os.path.isabs(p)}
+            self._real = {os.path.realpath(self._from_root(p)): r
+                          for p, r in self.by_path.items()}
         for candidate in candidates:
             row = self._real.get(os.path.realpath(candidate))
             if row is not None:
