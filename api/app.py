@@ -25,7 +25,7 @@ from fastapi_offline import FastAPIOffline
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import BodyLimitMiddleware
-from api.routers import admin, articles, health, related
+from api.routers import admin, articles, decisions, health, related, review
 from api.settings import Settings, load_settings
 from api.state import IndexState
 from recommender.pipeline import Snapshot
@@ -46,6 +46,7 @@ TAGS = [
     {"name": "articles", "description": "Article metadata"},
     {"name": "service", "description": "Health, readiness, metrics and index information"},
     {"name": "admin", "description": "Reload the index (bearer token)"},
+    {"name": "review", "description": "Editors review suggestions: decisions and the /review page"},
 ]
 
 
@@ -84,8 +85,10 @@ def create_app(settings: Settings | None = None, *, index: Snapshot | None = Non
     app.state.text_limiter = anyio.CapacityLimiter(settings.text_concurrency)
     install_error_handlers(app)
     # order matters: "related" before "articles", whose {ref:path} would match ".../related"
-    for router in (related.router, articles.router, health.router, admin.router):
+    for router in (related.router, decisions.router, articles.router, health.router,
+                   admin.router, review.router):
         app.include_router(router)
+    review.mount_static(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit(settings))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:

@@ -91,6 +91,9 @@ class RelatedQuery(QueryModel):
         default_factory=list, description="Never suggest these article urls (repeatable)")
     cross_subject: bool = Field(
         False, description="Only suggest articles of another subject than the source")
+    explain: bool = Field(
+        False, description="Say why each one is suggested: the signals that proposed it "
+        "and their scores, shared terms and keyword phrases, same subject or not, curated")
 
     def filters(self) -> Filters:
         return Filters(only_subjects=frozenset(self.subject),

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recommender.errors import (
     ArticleNotFound,
     CorpusError,
+    DecisionError,
     FillError,
     FillIncomplete,
     IndexCorrupt,
@@ -82,6 +83,7 @@ STATUS: dict[type[Exception], int] = {
     IndexCorrupt: 422,  # an index that cannot be served (a reload keeps the old one)
     FillError: 409,
     FillIncomplete: 409,
+    DecisionError: 409,  # e.g. the link cannot be written into the file
     ReloadInProgress: 409,
     IndexNotFound: 503,
     ModelNotAvailable: 503,

@@ -9,7 +9,7 @@ library objects (:class:`~recommender.corpus.Article`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,7 +46,12 @@ class SuggestionOut(ArticleRef):
     """One suggested article."""
 
     score: float = Field(description="Fused similarity score, higher is closer")
-    curated: bool = Field(description="Whether the source article already links to it")
+    curated: bool = Field(description="Whether the source article already links to it "
+                          "(or an editor accepted it)")
+    pinned: bool = Field(False, description="Whether an editor pinned it first")
+    explanation: Optional[dict[str, Any]] = Field(
+        None, description="With explain=true: proposed_by, signals, shared_terms, "
+        "shared_keywords, same_subject, subjects, curated")
 
 
 class RelatedResponse(BaseModel):
@@ -203,7 +208,9 @@ def related_payload(source: Article | None, k: int,
         "k": k,
         "suggestions": [{"id": s.article.id, "url": s.article.url, "title": s.article.title,
                          "subject": s.article.subject, "score": round(s.score, 6),
-                         "curated": s.curated} for s in suggestions],
+                         "curated": s.curated, **({"pinned": True} if s.pinned else {}),
+                         **({"explanation": s.explanation} if s.explanation else {})}
+                        for s in suggestions],
     }
 
 
@@ -230,3 +237,24 @@ def article_payload(a: Article, root: str | None = None) -> dict[str, Any]:
         "curated": [{"n": c.n, "id": c.id, "title": c.title, "subject": c.subject,
                      "url": c.url} for c in a.curated],
     }
+
+
+class DecisionIn(BaseModel):
+    """An editor's decision on one suggestion of the article in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["accept", "reject", "pin", "block"] = Field(
+        description="accept: write the link into the article's file; reject: never suggest "
+        "it for this article; pin: always first for this article; block: never anywhere")
+    target: str = Field(min_length=1, max_length=2048,
+                        description="The suggested article: id, url, slug or path")
+
+
+class DecisionOut(BaseModel):
+    """The decision as recorded in the content folder's .recommender/decisions.yaml."""
+
+    action: str
+    article: str
+    target: str
+    at: str

@@ -56,3 +56,8 @@ class SchemaError(RecommenderError):
 
 class FillIncomplete(FillError):
     """The fill ran to the end, but some files could not be read or written (see its report)."""
+
+
+class DecisionError(RecommenderError):
+    """An editor's decision cannot be recorded or applied (a bad decisions file, an
+    unknown action, a link that cannot be written); the message names the file."""

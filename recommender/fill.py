@@ -788,16 +788,18 @@ def write_report(result: FillResult, path: str | Path) -> None:
 # --------------------------------------------------------------------------- suggesters
 
 
-def recommender_suggester(recommender: Any) -> Suggest:
+def recommender_suggester(recommender: Any, decisions: Any = None) -> Suggest:
     """Adapt a :class:`~recommender.recommender.Recommender` to the ``suggest`` callable.
 
     The fill depends only on the callable, so it can be tested with a fake and
     run with any ranking; this is the one place that knows the real API.
+    ``decisions``: editors' decisions (:class:`~recommender.decisions.Rules`) to honour.
     """
     from recommender.recommender import Filters
 
     def suggest(article: Article, k: int, exclude_urls: set[str]) -> list[tuple[Article, float]]:
-        found = recommender.related(article, k, Filters(exclude_urls=frozenset(exclude_urls)))
+        found = recommender.related(article, k, Filters(exclude_urls=frozenset(exclude_urls)),
+                                    decisions=decisions)
         return [(s.article, s.score) for s in found]
 
     return suggest

@@ -16,15 +16,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.corpus import Article, subject_key
+from recommender.decisions import DecisionStore, Rules
 from recommender.encoders import load_encoder
 from recommender.errors import InvalidFilter
+from recommender.explain import explain_pair
 from recommender.pipeline import Snapshot, load_index
 from recommender.references import References
 from recommender.text import clean_text
@@ -43,11 +45,14 @@ class Filters(BaseModel):
 
 @dataclass(frozen=True)
 class Suggestion:
-    """One suggested article, its fused score, and whether an editor already linked it."""
+    """One suggested article, its fused score, and whether an editor already linked it
+    (or accepted it) or pinned it; with ``explain``, why it is suggested."""
 
     article: Article
     score: float
     curated: bool = False
+    pinned: bool = False
+    explanation: dict[str, object] | None = None
 
 
 class Recommender:
@@ -67,10 +72,20 @@ class Recommender:
             [content_ids.setdefault(a.content_key, len(content_ids)) for a in self.articles],
             dtype=np.int64)
         self.subjects = {subject_key(a.subject): a.subject for a in self.articles if a.subject}
+        self._decisions = DecisionStore(self.index.root)
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
         return cls(load_index(Path(directory).expanduser()))
+
+    def folder_decisions(self) -> Rules:
+        """The editors' decisions kept in the indexed folder (:mod:`recommender.decisions`)."""
+        return self.decision_store.rules()
+
+    @property
+    def decision_store(self) -> DecisionStore:
+        """The folder's decisions file (one store per recommender: its lock is re-entrant)."""
+        return self._decisions
 
     # -- lookup --------------------------------------------------------------------------
 
@@ -88,23 +103,54 @@ class Recommender:
     # -- queries ---------------------------------------------------------------------------
 
     def related(self, article: str | Article, k: int = 5,
-                filters: Filters | None = None) -> list[Suggestion]:
-        """Suggestions for a known article (by object, url, id, slug or path)."""
+                filters: Filters | None = None, decisions: Rules | None = None,
+                explain: bool = False) -> list[Suggestion]:
+        """Suggestions for a known article (by object, url, id, slug or path).
+
+        ``decisions``: editors' decisions (:mod:`recommender.decisions`) to honour:
+        rejected and blocked targets are dropped, pinned ones come first, accepted
+        ones count as curated. ``explain``: attach why each one is suggested.
+        """
         row = self._row(article)
         source = self.articles[row]
         filters = filters or Filters()
+        if decisions is not None:
+            filters = filters.model_copy(update={"exclude_urls": filters.exclude_urls
+                                                 | decisions.excluded(source.url)})
         rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
         picked = self._pick(rows, scores, k, filters, source, row)
         if len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
             full = self.ranker.scores_for_rows(np.array([row]))[0]
             order = np.argsort(-full, kind="stable")
             picked = self._pick(order, full[order], k, filters, source, row)
+        if decisions is not None:
+            picked = self._decided(picked, source, row, k, filters, decisions)
+        if explain:
+            picked = [replace(s, explanation=explain_pair(
+                self.ranker, row, self.row_of[s.article.url], s.curated)) for s in picked]
         return picked
 
-    def related_to_text(self, text: str, k: int = 5,
-                        filters: Filters | None = None) -> list[Suggestion]:
-        """Suggestions for free text, such as a draft's title, question and answer."""
+    def _decided(self, picked: list[Suggestion], source: Article, row: int, k: int,
+                 filters: Filters, decisions: Rules) -> list[Suggestion]:
+        """``picked`` with the article's pinned targets first and accepted ones as curated."""
+        pins = [self.row_of[u] for u in decisions.pins(source.url) if u in self.row_of]
+        top = max((s.score for s in picked), default=0.0)
+        pinned = [replace(s, pinned=True, score=max(s.score, top))
+                  for s in self._pick(np.array(pins, dtype=np.int64),
+                                      np.full(len(pins), top), len(pins), filters, source, row)]
+        urls = {s.article.url for s in pinned}
+        rest = [s for s in picked if s.article.url not in urls]
+        return [replace(s, curated=s.curated or decisions.is_accepted(source.url, s.article.url))
+                for s in (pinned + rest)[:k]]
+
+    def related_to_text(self, text: str, k: int = 5, filters: Filters | None = None,
+                        decisions: Rules | None = None) -> list[Suggestion]:
+        """Suggestions for free text, such as a draft's title, question and answer
+        (``decisions``: blocked articles are never suggested)."""
         filters = filters or Filters()
+        if decisions is not None:
+            filters = filters.model_copy(update={"exclude_urls": filters.exclude_urls
+                                                 | decisions.excluded(None)})
         cleaned = clean_text(text)
         config = self.snapshot.config
         encoder = load_encoder(config.model, config.text.max_tokens)

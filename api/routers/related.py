@@ -31,10 +31,12 @@ async def _for_article(loaded: Loaded, ref: str, query: RelatedQuery,
     rec = loaded.recommender
     k = check_k(query.k, settings)
     source = resolve_article(rec, ref)
-    if query.filtered:  # may scan every article: keep it off the event loop
-        found = await run_in_threadpool(rec.related, source, k, query.filters())
+    decisions = rec.folder_decisions()  # the editors' (a stat when the file is unchanged)
+    if query.filtered or query.explain:  # may scan every article: keep it off the event loop
+        found = await run_in_threadpool(rec.related, source, k, query.filters(), decisions,
+                                        query.explain)
     else:  # precomputed neighbours: tens of microseconds
-        found = rec.related(source, k)
+        found = rec.related(source, k, decisions=decisions)
     return FastJSONResponse(related_payload(source, k, found))
 
 
@@ -93,5 +95,5 @@ async def related_to_text(
                       exclude_urls=frozenset(draft.exclude_url))
     found = await anyio.to_thread.run_sync(
         loaded.recommender.related_to_text, draft.joined(), k, filters,
-        limiter=request.app.state.text_limiter)
+        loaded.recommender.folder_decisions(), limiter=request.app.state.text_limiter)
     return FastJSONResponse(related_payload(None, k, found))

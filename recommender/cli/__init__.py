@@ -15,6 +15,7 @@ from recommender import __version__
 from recommender.errors import (
     ArticleNotFound,
     CorpusError,
+    DecisionError,
     FillError,
     FillIncomplete,
     IndexMismatch,
@@ -60,6 +61,7 @@ EXIT_CODES: dict[type[RecommenderError], int] = {
     FillError: 9,
     SuggestionsFileError: 10,
     FillIncomplete: 11,
+    DecisionError: 12,
     SchemaError: 2,  # a --schema file that is not a schema is bad usage
 }
 
@@ -73,7 +75,7 @@ def exit_code(error: RecommenderError) -> int:
 
 def main() -> None:
     """Console-script entry point: run the app, turning domain errors into one line."""
-    from recommender.cli import core, evaluate, fill, serve  # noqa: F401  (registers commands)
+    from recommender.cli import core, decide, evaluate, fill, serve  # noqa: F401  (registers commands)
 
     try:
         app(standalone_mode=True)

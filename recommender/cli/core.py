@@ -209,19 +209,35 @@ def build(
                   soft_wrap=True, highlight=False)
 
 
+def _why(explanation: dict[str, Any]) -> str:
+    """One line of an explanation, for the table."""
+    parts = [f"{name} {value:.2f}" for name, value in explanation["signals"].items()
+             if name in explanation["proposed_by"]]
+    if explanation["shared_terms"]:
+        parts.append("terms: " + ", ".join(explanation["shared_terms"][:3]))
+    if explanation["shared_keywords"]:
+        parts.append("keywords: " + ", ".join(explanation["shared_keywords"][:3]))
+    parts.append("same subject" if explanation["same_subject"] else "crosses subjects")
+    return "; ".join(parts)
+
+
 def _print_suggestions(title: str, suggestions: list[Suggestion], as_json: bool) -> None:
+    explained = any(s.explanation is not None for s in suggestions)
     if as_json:
         print(json.dumps([{
             "id": s.article.id, "url": s.article.url, "title": s.article.title,
             "subject": s.article.subject, "score": round(s.score, 4), "curated": s.curated,
+            **({"pinned": True} if s.pinned else {}),
+            **({"explanation": s.explanation} if s.explanation is not None else {}),
         } for s in suggestions], indent=2, ensure_ascii=False))
         return
     table = Table(title=title)
-    for col in ("#", "score", "subject", "title", "curated"):
+    for col in ("#", "score", "subject", "title", "curated", *(("why",) if explained else ())):
         table.add_column(col)
     for i, s in enumerate(suggestions, 1):
-        table.add_row(str(i), f"{s.score:.3f}", s.article.subject, s.article.title,
-                      "yes" if s.curated else "")
+        mark = "yes" if s.curated else "pinned" if s.pinned else ""
+        table.add_row(str(i), f"{s.score:.3f}", s.article.subject, s.article.title, mark,
+                      *((_why(s.explanation),) if s.explanation is not None else ()))
     console.print(table)
 
 
@@ -252,11 +268,15 @@ def related(
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
     cross_subject: CrossOpt = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Say why each one is suggested (signals, shared terms, subject)")
+    ] = False,
 ) -> None:
-    """Suggest articles related to a known ARTICLE."""
+    """Suggest articles related to a known ARTICLE (honouring the folder's decisions)."""
     rec = open_recommender(index, config, schema)
     source = rec.get(article)
-    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject))
+    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject),
+                        decisions=rec.folder_decisions(), explain=explain)
     _print_suggestions(f"Related to: {source.title} ({source.subject})", found, as_json)
 
 
@@ -278,7 +298,8 @@ def search(
     if problem:
         raise typer.BadParameter(f"not valid UTF-8 text: {problem}", param_hint="TEXT")
     rec = open_recommender(index, config, schema)
-    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False))
+    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False),
+                                decisions=rec.folder_decisions())
     _print_suggestions(f"Related to: {text[:60]}", found, as_json)
 
 

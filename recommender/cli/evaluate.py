@@ -21,6 +21,7 @@ from recommender.cli.core import IndexOpt
 from recommender.cli.options import SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
+from recommender.decisions import DecisionStore, Rules
 from recommender.evaluation import (
     BM25Method,
     CandidateSpace,
@@ -41,6 +42,7 @@ from recommender.evaluation import (
     write_json,
 )
 from recommender.evaluation import evaluate as run_evaluation
+from recommender.evaluation.decided import WithDecisions
 from recommender.pipeline import Snapshot
 from recommender.schema import Schema
 
@@ -198,6 +200,9 @@ def evaluate(
         "--config", exists=True, dir_okay=False,
         help="BuildConfig YAML of the product (same as one --product)")] = None,
     schema: SchemaOpt = None,
+    decisions: Annotated[bool, typer.Option(
+        "--decisions", help="Also score each method with the folder's editors' decisions "
+        "applied (rejected and blocked dropped, pinned first)")] = False,
 ) -> None:
     """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
     started = time.perf_counter()
@@ -215,6 +220,9 @@ def evaluate(
     features = LexicalFeatures(corpus)
     chosen = make_methods(corpus, names, seed, features, dense, cache_dir, product, snapshot)
     chosen += [SuggestionsFile(corpus, path) for path in suggestions or []]
+    if decisions:
+        rules = DecisionStore(content_dir).rules()
+        chosen += [WithDecisions(m, rules, corpus) for m in list(chosen)]
     if not chosen:
         raise typer.BadParameter("no method to evaluate", param_hint="--methods")
     labels = [m.name for m in chosen]
@@ -278,6 +286,9 @@ def suggest(
                          schema=load_schema(schema, content_dir)[0] if schema else None)
     chosen = make_methods(corpus, names, seed, None, [dense] if dense else None, cache_dir,
                           [config] if config else None)
+    rules = DecisionStore(content_dir).rules()
+    if rules != Rules():  # the folder's editors' decisions (see `recommender decide`)
+        chosen = [WithDecisions(chosen[0], rules, corpus)]
     output.parent.mkdir(parents=True, exist_ok=True)
     lines = export_suggestions(CandidateSpace(corpus), chosen[0], k, output)
     console.print(json.dumps({"written": str(output), "lines": lines, "method": chosen[0].name}))

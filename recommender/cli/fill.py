@@ -57,6 +57,7 @@ def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
     another folder or schema, or none, is (re)built from this one.
     """
     from recommender.cli.core import EmbeddingBar, describe_opened, resolve_index_dir
+    from recommender.decisions import DecisionStore
     from recommender.pipeline import open_index
     from recommender.recommender import Recommender
 
@@ -68,7 +69,8 @@ def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
         opened = open_index(content_dir, config, directory, on_progress=bar, schema=schema)
     out.print(describe_opened(opened, directory), markup=False, highlight=False,
               soft_wrap=True)
-    return recommender_suggester(Recommender(opened.snapshot))
+    return recommender_suggester(Recommender(opened.snapshot),
+                                 DecisionStore(content_dir).rules())
 
 
 def _progress(out: Console) -> Progress:
