@@ -8,7 +8,7 @@ DEMO_INDEX := .recommender/demo-index
 LEUKEMIA := what-are-the-latest-advancements-in-radiation-therapy-for-leukemia
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo serve test lint clean models bench port-free
+.PHONY: setup demo serve test lint clean models bench port-free browser
 
 setup: $(VENV)/.installed
 
@@ -35,10 +35,17 @@ demo: port-free setup
 serve: port-free setup
 	$(BIN)/recommender serve demo/content --index $(DEMO_INDEX) --port $(PORT)
 
+# The /review page's browser tests drive the system's headless Chromium through Selenium
+# (installed by setup); without chromium they are skipped, saying why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	   echo "chromium not installed: the browser tests will be skipped")
+
 lint: setup
 	$(BIN)/ruff check .
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 clean:
