@@ -14,6 +14,7 @@ import typer
 from recommender import __version__
 from recommender.errors import (
     ArticleNotFound,
+    ConfigError,
     CorpusError,
     FillError,
     FillIncomplete,
@@ -61,6 +62,7 @@ EXIT_CODES: dict[type[RecommenderError], int] = {
     SuggestionsFileError: 10,
     FillIncomplete: 11,
     SchemaError: 2,  # a --schema file that is not a schema is bad usage
+    ConfigError: 2,  # and a --config file that is not a configuration
 }
 
 
