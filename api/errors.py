@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.errors import (
     ArticleNotFound,
+    ConfigError,
     CorpusError,
     DecisionError,
     FillError,
@@ -89,6 +90,7 @@ STATUS: dict[type[Exception], int] = {
     ModelNotAvailable: 503,
     CorpusError: 503,
     SchemaError: 503,  # the content cannot be read as configured
+    ConfigError: 503,  # the configuration file cannot be read
     NotReady: 503,
     PayloadTooLarge: 413,
     Unauthorized: 401,

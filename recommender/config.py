@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recommender.errors import ConfigError
 
 TextField = Literal["title", "question", "answer", "description", "keywords", "subject"]
 
@@ -121,8 +123,26 @@ class BuildConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BuildConfig:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        return cls.model_validate(data)
+        """Read a configuration file; :class:`ConfigError` names the file and the problem."""
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, OverflowError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            problem = (getattr(exc, "strerror", None) or getattr(exc, "problem", None)
+                       or str(exc).splitlines()[0])
+            raise ConfigError(f"cannot read configuration file {path}{where}: {problem}"
+                              ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a configuration is a mapping of settings, not a "
+                              f"{type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"key {'.'.join(str(p) for p in e['loc']) or '(top)'!r}: {e['msg']}"
+                for e in exc.errors())
+            raise ConfigError(f"{path}: {problems}") from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

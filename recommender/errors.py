@@ -54,6 +54,11 @@ class SchemaError(RecommenderError):
     """A schema file cannot be used (unreadable, invalid YAML, unknown or mistyped key)."""
 
 
+class ConfigError(RecommenderError):
+    """A configuration file cannot be used (unreadable, invalid YAML, unknown or mistyped
+    key); the message names the file and the key."""
+
+
 class FillIncomplete(FillError):
     """The fill ran to the end, but some files could not be read or written (see its report)."""
 

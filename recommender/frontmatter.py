@@ -220,6 +220,10 @@ def parse_yaml(front: str) -> Any:
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArticleParseError(f"invalid YAML front matter: {problem}") from None
+    except (ValueError, OverflowError) as exc:  # a plain scalar PyYAML resolves but cannot
+        # build, e.g. the date 2024-13-45 or the integer 0x_
+        raise ArticleParseError(f"invalid YAML front matter: a value cannot be read ({exc})"
+                                ) from None
     except RecursionError:  # pragma: no cover - the depth limit comes first
         raise ArticleParseError(f"front matter nests deeper than {MAX_DEPTH} levels") from None
 

@@ -165,6 +165,9 @@ class Schema(BaseModel):
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise SchemaError(f"{source}: invalid YAML{where}: "
                               f"{getattr(exc, 'problem', None) or exc}") from None
+        except (ValueError, OverflowError) as exc:  # e.g. the date 2024-13-45
+            raise SchemaError(f"{source}: invalid YAML: a value cannot be read ({exc})"
+                              ) from None
         if data is None:
             data = {}
         if not isinstance(data, dict):

@@ -153,6 +153,19 @@ def test_a_failed_reload_answers_a_documented_status_and_keeps_serving(
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
+@pytest.mark.parametrize("text", ["model: 0x_\n", "model: [1]\n", "model: [unclosed\n"])
+def test_a_configuration_file_gone_bad_fails_the_reload_with_a_503(
+        hash_index: Path, tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("model: hashing\n")
+    with client_for(create_app(settings_for(hash_index, config_file=config))) as client:
+        config.write_text(text)
+        error = assert_error(client.post("/v1/admin/reload", headers=AUTH), 503, "ConfigError")
+        assert str(config) in error["message"]
+        assert client.get(f"/v1/articles/{SUPERVISED}/related?k=3").status_code == 200
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
 def test_a_broken_index_at_startup_is_not_ready_not_a_500(
         hash_index: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     index_dir = tmp_path / "index"

@@ -223,3 +223,38 @@ def test_a_lone_surrogate_escape_is_refused(tmp_path: Path):
     root = folder_with(tmp_path, "surrogate.md",
                        QT.replace("title: What is a test?", 'title: "a \\ud800 b"') + "---\n")
     assert "invalid Unicode character escape" in load_one_bad(root, "surrogate.md")
+
+
+@pytest.mark.parametrize("value", ["2024-13-45", "2024-01-01 25:61:00", "0x_", "0b_"])
+def test_a_scalar_yaml_cannot_build_is_reported_not_a_crash(tmp_path: Path, value: str):
+    """PyYAML resolves these as a date or an integer, then raises ValueError building it."""
+    root = folder_with(tmp_path, "bad-date.md", QT + f"date: {value}\n---\n&nbsp;\n")
+    reason = load_one_bad(root, "bad-date.md")
+    assert reason.startswith("invalid YAML front matter: a value cannot be read (")
+
+
+def test_a_schema_file_with_a_scalar_yaml_cannot_build_is_a_schema_error():
+    from recommender.errors import SchemaError
+    from recommender.schema import Schema
+
+    with pytest.raises(SchemaError, match="a value cannot be read"):
+        Schema.from_text("name: x\nsince: 2024-13-45\n", "x.yaml")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("model: [unclosed\n", "cannot read configuration file"),
+    ("model: 0x_\n", "cannot read configuration file"),
+    ("- a list\n", "a configuration is a mapping of settings, not a list"),
+    ("model: [1]\n", "key 'model': Input should be a valid string"),
+    ("text: {max_tokens: many}\n", "key 'text.max_tokens'"),
+])
+def test_a_config_file_that_is_not_a_configuration_is_usage_error_2(
+        tmp_path: Path, text: str, problem: str):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "recommender.cli", "build", str(DEMO),
+                           "--index", str(tmp_path / "index"), "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and problem in done.stderr
+    assert str(config) in done.stderr and "Traceback" not in done.stderr

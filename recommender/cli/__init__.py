@@ -14,6 +14,7 @@ import typer
 from recommender import __version__
 from recommender.errors import (
     ArticleNotFound,
+    ConfigError,
     CorpusError,
     DecisionError,
     FillError,
@@ -63,6 +64,7 @@ EXIT_CODES: dict[type[RecommenderError], int] = {
     FillIncomplete: 11,
     DecisionError: 12,
     SchemaError: 2,  # a --schema file that is not a schema is bad usage
+    ConfigError: 2,  # and a --config file that is not a configuration
 }
 
 
