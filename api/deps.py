@@ -91,17 +91,20 @@ class RelatedQuery(QueryModel):
         default_factory=list, description="Never suggest these article urls (repeatable)")
     cross_subject: bool = Field(
         False, description="Only suggest articles of another subject than the source")
+    same: str | None = Field(
+        None, description="Only suggest articles whose value of this front-matter field "
+        "(e.g. date, language, section) equals the source's; 422 for an unknown field")
 
     def filters(self) -> Filters:
         return Filters(only_subjects=frozenset(self.subject),
                        exclude_subjects=frozenset(self.exclude_subject),
                        exclude_urls=frozenset(self.exclude_url),
-                       cross_subject_only=self.cross_subject)
+                       cross_subject_only=self.cross_subject, same=self.same)
 
     @property
     def filtered(self) -> bool:
         return bool(self.subject or self.exclude_subject or self.exclude_url
-                    or self.cross_subject)
+                    or self.cross_subject or self.same is not None)
 
 
 class RelatedByParameterQuery(RelatedQuery):

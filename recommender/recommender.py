@@ -39,6 +39,10 @@ class Filters(BaseModel):
     exclude_subjects: frozenset[str] = Field(default_factory=frozenset)
     exclude_urls: frozenset[str] = Field(default_factory=frozenset)
     cross_subject_only: bool = False
+    #: a front-matter field (``date``, ``language``, ``section``...): only articles whose
+    #: value of it equals the query article's. It restricts the candidates, and is never a
+    #: ranking signal; free text has no value of it, so it applies to article queries only.
+    same: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Recommender:
             [content_ids.setdefault(a.content_key, len(content_ids)) for a in self.articles],
             dtype=np.int64)
         self.subjects = {subject_key(a.subject): a.subject for a in self.articles if a.subject}
+        self._field_names: frozenset[str] | None = None
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
@@ -95,7 +100,14 @@ class Recommender:
         filters = filters or Filters()
         rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
         picked = self._pick(rows, scores, k, filters, source, row)
-        if len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
+        if len(picked) < k and filters.same is not None:
+            # the precomputed lists are the best of all articles: few may share the value,
+            # so the articles that do are scored directly (the same scores, every one)
+            among = self.same_rows(source, filters.same)
+            full = self.ranker.scores_among(np.array([row]), [among])[0]
+            order = np.argsort(-full, kind="stable")
+            picked = self._pick(among[order], full[order], k, filters, source, row)
+        elif len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
             full = self.ranker.scores_for_rows(np.array([row]))[0]
             order = np.argsort(-full, kind="stable")
             picked = self._pick(order, full[order], k, filters, source, row)
@@ -105,6 +117,9 @@ class Recommender:
                         filters: Filters | None = None) -> list[Suggestion]:
         """Suggestions for free text, such as a draft's title, question and answer."""
         filters = filters or Filters()
+        if filters.same is not None:
+            raise InvalidFilter(f"same={filters.same} compares with the query article's own "
+                                "value of the field; free text has none (give an article)")
         cleaned = clean_text(text)
         config = self.snapshot.config
         encoder = load_encoder(config.model, config.text.max_tokens)
@@ -129,9 +144,36 @@ class Recommender:
                                 + ", ".join(sorted(self.subjects.values())))
         return keys
 
+    @property
+    def field_names(self) -> frozenset[str]:
+        """Every front-matter field some article has (what ``same`` accepts)."""
+        if self._field_names is None:
+            self._field_names = frozenset(f for a in self.articles for f in a.fields)
+        return self._field_names
+
+    def same_value(self, source: Article, field: str) -> str:
+        """``source``'s value of ``field``, for ``same=``: an unknown field, or a source
+        without a value of it, is :class:`InvalidFilter`."""
+        if field not in self.field_names:
+            raise InvalidFilter(f"unknown field {field!r} in same=; fields the articles have: "
+                                + ", ".join(sorted(self.field_names)))
+        value = source.fields.get(field)
+        if value is None:
+            raise InvalidFilter(f"article {source.url} has no field {field!r} to match (same=)")
+        return value
+
+    def same_rows(self, source: Article, field: str) -> np.ndarray:
+        """Rows of the articles whose value of ``field`` equals ``source``'s (itself included)."""
+        value = self.same_value(source, field)
+        return np.array([i for i, a in enumerate(self.articles) if a.fields.get(field) == value],
+                        dtype=np.int64)
+
     def _pick(self, rows: np.ndarray, scores: np.ndarray, k: int, filters: Filters,
               source: Article | None, source_row: int) -> list[Suggestion]:
         only = self._subject_keys(filters.only_subjects)
+        value = None
+        if filters.same is not None and source is not None:
+            value = self.same_value(source, filters.same)
         exclude = self._subject_keys(filters.exclude_subjects)
         if filters.cross_subject_only and source is not None and source.subject:
             exclude = exclude | {subject_key(source.subject)}
@@ -147,6 +189,8 @@ class Recommender:
             a = self.articles[r]
             content = self._content[r]
             if content in seen or a.no_index or a.url in filters.exclude_urls:
+                continue
+            if value is not None and a.fields.get(filters.same or "") != value:
                 continue
             key = subject_key(a.subject)
             if (only and key not in only) or key in exclude:

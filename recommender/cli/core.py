@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recommender.cli import app
-from recommender.cli.options import SchemaOpt, load_schema
+from recommender.cli.options import SameOpt, SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import LoadReport
 from recommender.errors import IndexMismatch
@@ -62,10 +62,10 @@ def resolve_index_dir(index: Path | None) -> Path:
 
 
 def _filters(subject: list[str] | None, exclude_subject: list[str] | None,
-             cross_subject: bool) -> Filters:
+             cross_subject: bool, same: str | None = None) -> Filters:
     return Filters(only_subjects=frozenset(subject or ()),
                    exclude_subjects=frozenset(exclude_subject or ()),
-                   cross_subject_only=cross_subject)
+                   cross_subject_only=cross_subject, same=same)
 
 
 def print_load_report(report: LoadReport, limit: int = 20) -> None:
@@ -252,11 +252,12 @@ def related(
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
     cross_subject: CrossOpt = False,
+    same: SameOpt = None,
 ) -> None:
     """Suggest articles related to a known ARTICLE."""
     rec = open_recommender(index, config, schema)
     source = rec.get(article)
-    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject))
+    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject, same))
     _print_suggestions(f"Related to: {source.title} ({source.subject})", found, as_json)
 
 
