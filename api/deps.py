@@ -91,6 +91,9 @@ class RelatedQuery(QueryModel):
         default_factory=list, description="Never suggest these article urls (repeatable)")
     cross_subject: bool = Field(
         False, description="Only suggest articles of another subject than the source")
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="0 to 1: re-order the best suggestions by maximal "
+        "marginal relevance, trading relevance for variety (0: the ranking as it is)")
     same: str | None = Field(
         None, description="Only suggest articles whose value of this front-matter field "
         "(e.g. date, language, section) equals the source's; 422 for an unknown field")
@@ -104,7 +107,7 @@ class RelatedQuery(QueryModel):
     @property
     def filtered(self) -> bool:
         return bool(self.subject or self.exclude_subject or self.exclude_url
-                    or self.cross_subject or self.same is not None)
+                    or self.cross_subject or self.same is not None or self.diversity > 0)
 
 
 class RelatedByParameterQuery(RelatedQuery):

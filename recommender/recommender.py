@@ -54,6 +54,52 @@ class Suggestion:
     curated: bool = False
 
 
+#: with diversity, MMR re-orders this many of the best suggestions (at least), k times 4
+DIVERSITY_POOL = 20
+
+
+def mmr_order(scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """Positions of ``k`` items chosen by maximal marginal relevance (Carbonell and
+    Goldstein, 1998), from items ranked best first.
+
+    Each step takes the item with the best ``(1 - diversity) * relevance - diversity *
+    (its highest cosine with an item already taken)``. Relevance comes from the rank,
+    1 for the best down to 1/len for the last: ranker scores are logits, sums of
+    cosines or, past the candidates, fill-in values below every candidate, whose
+    scale says nothing comparable to a cosine. The cosines are those of ``vectors``
+    (rows of the items). ``diversity`` 0 keeps the ranking; 1 takes the best item,
+    then always the one least like those taken. Ties keep the ranking's order.
+    """
+    n = len(scores)
+    k = min(k, n)
+    if diversity <= 0 or n <= 1:
+        return list(range(k))
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    relevance = np.empty(n)
+    relevance[order] = 1.0 - np.arange(n) / n
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    similar = v @ v.T
+    first = int(order[0])
+    chosen = [first]
+    closest = similar[first].copy()
+    free = np.ones(n, dtype=bool)
+    free[first] = False
+    while len(chosen) < k:
+        value = (1.0 - diversity) * relevance - diversity * closest
+        value[~free] = -np.inf
+        j = int(np.argmax(value))
+        chosen.append(j)
+        free[j] = False
+        closest = np.maximum(closest, similar[j])
+    return chosen
+
+
+def _check_diversity(diversity: float) -> None:
+    if not 0.0 <= diversity <= 1.0:
+        raise ValueError(f"diversity must be between 0 and 1, not {diversity}")
+
+
 class Recommender:
     """Answers related-article queries from a :class:`~recommender.pipeline.Snapshot`
     (an index and its ranking state)."""
@@ -93,8 +139,17 @@ class Recommender:
     # -- queries ---------------------------------------------------------------------------
 
     def related(self, article: str | Article, k: int = 5,
-                filters: Filters | None = None) -> list[Suggestion]:
-        """Suggestions for a known article (by object, url, id, slug or path)."""
+                filters: Filters | None = None, diversity: float = 0.0) -> list[Suggestion]:
+        """Suggestions for a known article (by object, url, id, slug or path).
+
+        ``diversity`` (0 to 1): re-order the best ``max(4k, 20)`` by maximal marginal
+        relevance (:func:`mmr_order`) over the dense vectors, so that k suggestions
+        are not k takes on one sub-topic; 0 (the default) keeps the ranking.
+        """
+        _check_diversity(diversity)
+        if diversity > 0:
+            pool = self.related(article, max(4 * k, DIVERSITY_POOL), filters)
+            return self._diversify(pool, k, diversity)
         row = self._row(article)
         source = self.articles[row]
         filters = filters or Filters()
@@ -113,9 +168,14 @@ class Recommender:
             picked = self._pick(order, full[order], k, filters, source, row)
         return picked
 
-    def related_to_text(self, text: str, k: int = 5,
-                        filters: Filters | None = None) -> list[Suggestion]:
-        """Suggestions for free text, such as a draft's title, question and answer."""
+    def related_to_text(self, text: str, k: int = 5, filters: Filters | None = None,
+                        diversity: float = 0.0) -> list[Suggestion]:
+        """Suggestions for free text, such as a draft's title, question and answer
+        (``diversity`` as for :meth:`related`)."""
+        _check_diversity(diversity)
+        if diversity > 0:
+            pool = self.related_to_text(text, max(4 * k, DIVERSITY_POOL), filters)
+            return self._diversify(pool, k, diversity)
         filters = filters or Filters()
         if filters.same is not None:
             raise InvalidFilter(f"same={filters.same} compares with the query article's own "
@@ -133,6 +193,14 @@ class Recommender:
             if len(picked) >= k or n >= len(scores):
                 return picked
             n = min(len(scores), n * 4)
+
+    def _diversify(self, pool: list[Suggestion], k: int, diversity: float) -> list[Suggestion]:
+        if not pool:
+            return pool
+        rows = [self.row_of[s.article.url] for s in pool]
+        order = mmr_order(np.array([s.score for s in pool]), self.index.vectors[rows], k,
+                          diversity)
+        return [pool[i] for i in order]
 
     # -- filtering -------------------------------------------------------------------------
 

@@ -201,6 +201,17 @@ def test_same_field_filter(hash_client: TestClient) -> None:
     assert "unknown field 'sektion'" in error["message"]
 
 
+def test_diversity(hash_client: TestClient) -> None:
+    plain = related(hash_client, SUPERVISED, k=5)["suggestions"]
+    varied = related(hash_client, SUPERVISED, k=5, diversity=0.7)["suggestions"]
+    assert len(varied) == 5 and varied[0]["url"] == plain[0]["url"]
+    posted = hash_client.post("/v1/related", json={"text": "gradient descent", "k": 4,
+                                                   "diversity": 0.5})
+    assert posted.status_code == 200 and len(posted.json()["suggestions"]) == 4
+    assert_error(hash_client.get(f"/v1/articles/{SUPERVISED}/related?diversity=1.5"), 422,
+                 "ValidationError")
+
+
 def test_unknown_article_is_a_404(hash_client: TestClient) -> None:
     for path in ("/v1/articles/no-such-article/related", "/v1/articles//learn/x/y/related",
                  "/v1/related?article=nope", "/v1/articles/%20/related"):

@@ -32,7 +32,8 @@ async def _for_article(loaded: Loaded, ref: str, query: RelatedQuery,
     k = check_k(query.k, settings)
     source = resolve_article(rec, ref)
     if query.filtered:  # may scan every article: keep it off the event loop
-        found = await run_in_threadpool(rec.related, source, k, query.filters())
+        found = await run_in_threadpool(rec.related, source, k, query.filters(),
+                                        query.diversity)
     else:  # precomputed neighbours: tens of microseconds
         found = rec.related(source, k)
     return FastJSONResponse(related_payload(source, k, found))
@@ -92,6 +93,6 @@ async def related_to_text(
                       exclude_subjects=frozenset(draft.exclude_subject),
                       exclude_urls=frozenset(draft.exclude_url))
     found = await anyio.to_thread.run_sync(
-        loaded.recommender.related_to_text, draft.joined(), k, filters,
+        loaded.recommender.related_to_text, draft.joined(), k, filters, draft.diversity,
         limiter=request.app.state.text_limiter)
     return FastJSONResponse(related_payload(None, k, found))

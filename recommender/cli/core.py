@@ -47,6 +47,10 @@ SubjectOpt = Annotated[Optional[list[str]], typer.Option(
     "--subject", help="Only suggest from this subject (repeatable)")]
 ExcludeSubjectOpt = Annotated[Optional[list[str]], typer.Option(
     "--exclude-subject", help="Never suggest from this subject (repeatable)")]
+DiversityOpt = Annotated[float, typer.Option(
+    "--diversity", min=0.0, max=1.0,
+    help="0 to 1: re-order the best suggestions by maximal marginal relevance, trading "
+         "relevance for variety (0: the ranking as it is)")]
 CrossOpt = Annotated[bool, typer.Option(
     "--cross-subject", help="Only suggest articles of another subject than the source")]
 
@@ -253,11 +257,13 @@ def related(
     exclude_subject: ExcludeSubjectOpt = None,
     cross_subject: CrossOpt = False,
     same: SameOpt = None,
+    diversity: DiversityOpt = 0.0,
 ) -> None:
     """Suggest articles related to a known ARTICLE."""
     rec = open_recommender(index, config, schema)
     source = rec.get(article)
-    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject, same))
+    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject, same),
+                        diversity)
     _print_suggestions(f"Related to: {source.title} ({source.subject})", found, as_json)
 
 
@@ -271,6 +277,7 @@ def search(
     as_json: JsonOpt = False,
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
+    diversity: DiversityOpt = 0.0,
 ) -> None:
     """Suggest articles related to free TEXT."""
     if not text.strip():  # as the API's 422: no text is not a query
@@ -279,7 +286,7 @@ def search(
     if problem:
         raise typer.BadParameter(f"not valid UTF-8 text: {problem}", param_hint="TEXT")
     rec = open_recommender(index, config, schema)
-    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False))
+    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False), diversity)
     _print_suggestions(f"Related to: {text[:60]}", found, as_json)
 
 

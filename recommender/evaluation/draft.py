@@ -84,11 +84,16 @@ class DraftDenseMethod(ExactScorer):
 
 def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: np.ndarray,
                        fields: tuple[str, ...], encode: object,
-                       cache: dict[int, Candidates] | None = None,
+                       cache: dict[int, Candidates] | None = None, itself: bool = True,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, 0/1 labels and candidate rows of draft queries (``rows``' ``fields``
     posted as text) under ``links``: a candidate is positive when it is (a copy of) a
-    target of one of the query's links. The query's own content is never a candidate."""
+    target of one of the query's links, or (``itself``) the query's own article.
+
+    Why ``itself``: text that states a topic should first find the article on that
+    topic (the obvious article); curated targets alone teach what editors linked from a
+    finished article, mostly batch-mates, which is not what a search box is for. The
+    evaluation never counts the query's own article (the protocol collapses it away)."""
     content = CandidateSpace(corpus).content
     targets: dict[int, set[int]] = {}
     for q, t in links.tolist():
@@ -103,13 +108,17 @@ def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: 
         bounds = np.searchsorted(cands.query[order], np.arange(len(block) + 1))
         for i, r in enumerate(block.tolist()):
             sel = order[bounds[i] : bounds[i + 1]]
-            sel = sel[content[cands.row[sel]] != content[r]]
             cache[r] = Candidates(np.zeros(len(sel), np.int64), cands.row[sel],
                                   cands.features[sel])
     xs, ys, cs = [], [], []
     for r in np.asarray(rows).tolist():
         c = cache[int(r)]
         wanted = targets.get(int(r), set())
+        if itself:
+            wanted = wanted | {int(content[r])}
+        else:
+            keep = content[c.row] != content[r]
+            c = Candidates(c.query[keep], c.row[keep], c.features[keep])
         xs.append(c.features)
         cs.append(c.row)
         ys.append(np.fromiter((int(content[x]) in wanted for x in c.row.tolist()),
@@ -134,7 +143,7 @@ class DraftProductMethod(ExactScorer):
     def __init__(self, corpus: Corpus, snapshot: Snapshot, fields: tuple[str, ...],
                  seed: int = 0, name: str = "product", refit: bool = True,
                  fit_fields: tuple[str, ...] = ("title",), max_train_queries: int = 8000,
-                 model_kind: str = "logistic"):
+                 model_kind: str = "logistic", itself: bool = True):
         self.name, self.corpus, self.fields, self.seed = name, corpus, fields, seed
         self.snapshot = snapshot
         self.ranker: Ranker = snapshot.ranker()
@@ -143,7 +152,7 @@ class DraftProductMethod(ExactScorer):
         self.excluded = _excluded(corpus)
         self.tiebreak = tie_breaker(len(corpus.articles), seed)
         self.fit_fields, self.max_train_queries = fit_fields, max_train_queries
-        self.model_kind = model_kind
+        self.model_kind, self.itself = model_kind, itself
         self._features: dict[int, Candidates] = {}
         self.last_training_links: np.ndarray = np.zeros((0, 2), np.int64)
         if refit and self.ranker.learned:
@@ -158,7 +167,7 @@ class DraftProductMethod(ExactScorer):
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
         x, y, rows = text_training_data(self.ranker, corpus, links, queries, self.fit_fields,
-                                        self.encoder.encode, self._features)
+                                        self.encoder.encode, self._features, self.itself)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
         keep = allowed[rows]
