@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             methods.append(DraftDenseMethod(snapshot.index.vectors, corpus, fields,
                                             config.model, config.text.max_tokens, args.seed))
         elif name in ("product:text", "product:text-related"):
-            methods.append(DraftProductMethod(corpus, snapshot, fields, args.seed, name=name,
-                                              itself=name == "product:text"))
+            methods.append(DraftProductMethod(corpus, snapshot, fields, args.seed, name=name))
         else:
             raise SystemExit(f"unknown method {name}")
     result = evaluate(protocol, methods, [5, 10], features.tfidf, "tfidf", args.folds,

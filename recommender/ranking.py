@@ -413,18 +413,32 @@ class Ranker:
                 out[name] = (q @ self.transposed(name)).toarray().astype(np.float32)
         return out
 
-    def text_candidates(self, texts: list[str], vectors: np.ndarray
+    def text_candidates(self, texts: list[str], vectors: np.ndarray,
+                        exclude: list[np.ndarray] | None = None
                         ) -> tuple[Candidates, dict[str, np.ndarray]]:
         """Candidates and features of free texts (as for articles; no keywords, no subject),
-        with the texts' full cosine rows."""
+        with the texts' full cosine rows.
+
+        ``exclude[i]``: rows text ``i`` must not see at all, neither as candidates nor
+        in its own neighbour lists (the draft protocol posts an article's title while
+        the article is in the index: its features must be those of a new text, not
+        2-hop scores through its own article).
+        """
         cos = self.text_cosines(texts, vectors)
+        if exclude is not None:
+            for c in cos.values():
+                for i, rows in enumerate(exclude):
+                    c[i, rows] = -np.inf
         tops = {}
         for name, c in cos.items():
-            if name == "dense":
+            if name == "dense" and exclude is None:
                 lists = self.dense_neighbours(vectors.astype(np.float32))
             else:
                 lists, _ = best_neighbours(self.mask(c, None), self.config.depth)
             tops[name] = (lists.rows, lists.scores)
+        if exclude is not None:
+            cos = {name: np.where(np.isfinite(c), c, 0).astype(np.float32)
+                   for name, c in cos.items()}
         return self.candidates(tops, cos, None), cos
 
     def text_candidate_scores(self, cands: Candidates) -> np.ndarray:
@@ -437,7 +451,8 @@ class Ranker:
             next(f for f in names if f.endswith("_cos")))
         return cands.features[:, col].astype(np.float64)
 
-    def scores_for_texts(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+    def scores_for_texts(self, texts: list[str], vectors: np.ndarray,
+                         exclude: list[np.ndarray] | None = None) -> np.ndarray:
         """(len(texts), n) scores of every article against free texts and their embeddings.
 
         Free text has no keywords and no subject: those features are zero. The
@@ -445,10 +460,11 @@ class Ranker:
         (:attr:`text_model`, fitted on draft queries: an article's title posted as
         text); articles no signal proposed score below every candidate, by their
         summed cosines. The fused method is the weighted sum of the cosines.
+        ``exclude``: rows each text must not see (:meth:`text_candidates`); ``-inf``.
         """
         b = len(texts)
         if self.learned:
-            cands, cos = self.text_candidates(texts, vectors)
+            cands, cos = self.text_candidates(texts, vectors, exclude)
             scores = np.full((b, self.n), -np.inf, dtype=np.float64)
             scores[cands.query, cands.row] = self.text_candidate_scores(cands)
             finite = np.isfinite(scores)
@@ -457,6 +473,8 @@ class Ranker:
             rest = floor - len(self.signals) - 1.0 + sum(cos.values())
             scores = np.where(finite, scores, rest)
             scores[:, self.excluded] = -np.inf
+            for i, rows in enumerate(exclude or []):
+                scores[i, rows] = -np.inf
             return scores
         scores = np.zeros((b, self.n), dtype=np.float64)
         cos = self.text_cosines(texts, vectors)

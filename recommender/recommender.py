@@ -54,6 +54,11 @@ class Suggestion:
     curated: bool = False
 
 
+#: ``same=`` sets up to this size are scored in full (a publication batch, a course,
+#: a section): exactly the ranking restricted to the set, which is also what the
+#: evaluation's within protocol measures. Larger sets (a language of a whole site) start
+#: from the precomputed suggestions and are scored in full only when those fall short.
+SAME_DIRECT = 5000
 #: with diversity, MMR re-orders this many of the best suggestions (at least), k times 4
 DIVERSITY_POOL = 20
 
@@ -153,15 +158,16 @@ class Recommender:
         row = self._row(article)
         source = self.articles[row]
         filters = filters or Filters()
+        if filters.same is not None:
+            among = self.same_rows(source, filters.same)
+            if len(among) <= SAME_DIRECT:  # a batch, a course: every member scored
+                return self._among(among, k, filters, source, row)
         rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
         picked = self._pick(rows, scores, k, filters, source, row)
         if len(picked) < k and filters.same is not None:
-            # the precomputed lists are the best of all articles: few may share the value,
+            # the precomputed lists are the best of all articles: too few share the value,
             # so the articles that do are scored directly (the same scores, every one)
-            among = self.same_rows(source, filters.same)
-            full = self.ranker.scores_among(np.array([row]), [among])[0]
-            order = np.argsort(-full, kind="stable")
-            picked = self._pick(among[order], full[order], k, filters, source, row)
+            picked = self._among(among, k, filters, source, row)
         elif len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
             full = self.ranker.scores_for_rows(np.array([row]))[0]
             order = np.argsort(-full, kind="stable")
@@ -193,6 +199,13 @@ class Recommender:
             if len(picked) >= k or n >= len(scores):
                 return picked
             n = min(len(scores), n * 4)
+
+    def _among(self, among: np.ndarray, k: int, filters: Filters, source: Article,
+               row: int) -> list[Suggestion]:
+        """The best ``k`` of the rows ``among``, every one scored (``same=``)."""
+        full = self.ranker.scores_among(np.array([row]), [among])[0]
+        order = np.lexsort((among, -full))
+        return self._pick(among[order], full[order], k, filters, source, row)
 
     def _diversify(self, pool: list[Suggestion], k: int, diversity: float) -> list[Suggestion]:
         if not pool:

@@ -44,6 +44,13 @@ def variant_fields(name: str) -> tuple[str, ...]:
     return VARIANTS[key]
 
 
+def own_rows(space: CandidateSpace) -> dict[int, np.ndarray]:
+    """Rows of each content (an article and its copies), by content index."""
+    order = np.argsort(space.content, kind="stable")
+    bounds = np.searchsorted(space.content[order], np.arange(space.n_contents + 1))
+    return {c: order[bounds[c] : bounds[c + 1]] for c in range(space.n_contents)}
+
+
 def draft_texts(corpus: Corpus, rows: Sequence[int], fields: tuple[str, ...]) -> list[str]:
     """The posted text of each row: its ``fields``, cleaned and joined."""
     return [article_text(corpus.articles[int(r)], fields) for r in rows]
@@ -84,17 +91,19 @@ class DraftDenseMethod(ExactScorer):
 
 def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: np.ndarray,
                        fields: tuple[str, ...], encode: object,
-                       cache: dict[int, Candidates] | None = None, itself: bool = True,
+                       cache: dict[int, Candidates] | None = None,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, 0/1 labels and candidate rows of draft queries (``rows``' ``fields``
     posted as text) under ``links``: a candidate is positive when it is (a copy of) a
-    target of one of the query's links, or (``itself``) the query's own article.
+    target of one of the query's links.
 
-    Why ``itself``: text that states a topic should first find the article on that
-    topic (the obvious article); curated targets alone teach what editors linked from a
-    finished article, mostly batch-mates, which is not what a search box is for. The
-    evaluation never counts the query's own article (the protocol collapses it away)."""
-    content = CandidateSpace(corpus).content
+    The query's own article and its copies are hidden from the text altogether
+    (:meth:`~recommender.ranking.Ranker.text_candidates` ``exclude``): a draft is not in
+    the index yet, so its features must not come through its own article (its 2-hop
+    scores would reach its curated links)."""
+    space = CandidateSpace(corpus)
+    content = space.content
+    owners = own_rows(space)
     targets: dict[int, set[int]] = {}
     for q, t in links.tolist():
         targets.setdefault(q, set()).add(int(content[t]))
@@ -103,7 +112,8 @@ def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: 
     for start in range(0, len(todo), 256):
         block = todo[start : start + 256]
         texts = draft_texts(corpus, block, fields)
-        cands, _ = ranker.text_candidates(texts, encode(texts))  # type: ignore[operator]
+        cands, _ = ranker.text_candidates(  # type: ignore[operator]
+            texts, encode(texts), [owners[int(content[r])] for r in block])
         order = np.argsort(cands.query, kind="stable")
         bounds = np.searchsorted(cands.query[order], np.arange(len(block) + 1))
         for i, r in enumerate(block.tolist()):
@@ -114,11 +124,6 @@ def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: 
     for r in np.asarray(rows).tolist():
         c = cache[int(r)]
         wanted = targets.get(int(r), set())
-        if itself:
-            wanted = wanted | {int(content[r])}
-        else:
-            keep = content[c.row] != content[r]
-            c = Candidates(c.query[keep], c.row[keep], c.features[keep])
         xs.append(c.features)
         cs.append(c.row)
         ys.append(np.fromiter((int(content[x]) in wanted for x in c.row.tolist()),
@@ -143,7 +148,7 @@ class DraftProductMethod(ExactScorer):
     def __init__(self, corpus: Corpus, snapshot: Snapshot, fields: tuple[str, ...],
                  seed: int = 0, name: str = "product", refit: bool = True,
                  fit_fields: tuple[str, ...] = ("title",), max_train_queries: int = 8000,
-                 model_kind: str = "logistic", itself: bool = True):
+                 model_kind: str = "logistic"):
         self.name, self.corpus, self.fields, self.seed = name, corpus, fields, seed
         self.snapshot = snapshot
         self.ranker: Ranker = snapshot.ranker()
@@ -152,7 +157,9 @@ class DraftProductMethod(ExactScorer):
         self.excluded = _excluded(corpus)
         self.tiebreak = tie_breaker(len(corpus.articles), seed)
         self.fit_fields, self.max_train_queries = fit_fields, max_train_queries
-        self.model_kind, self.itself = model_kind, itself
+        self.model_kind = model_kind
+        self.space = CandidateSpace(corpus)
+        self.owners = own_rows(self.space)
         self._features: dict[int, Candidates] = {}
         self.last_training_links: np.ndarray = np.zeros((0, 2), np.int64)
         if refit and self.ranker.learned:
@@ -167,7 +174,7 @@ class DraftProductMethod(ExactScorer):
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
         x, y, rows = text_training_data(self.ranker, corpus, links, queries, self.fit_fields,
-                                        self.encoder.encode, self._features, self.itself)
+                                        self.encoder.encode, self._features)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
         keep = allowed[rows]
@@ -178,6 +185,7 @@ class DraftProductMethod(ExactScorer):
 
     def scores(self, block: np.ndarray) -> np.ndarray:
         texts = draft_texts(self.corpus, block, self.fields)
-        scores = self.ranker.scores_for_texts(texts, self.encoder.encode(texts))
+        hidden = [self.owners[int(self.space.content[r])] for r in block]
+        scores = self.ranker.scores_for_texts(texts, self.encoder.encode(texts), hidden)
         scores[np.isneginf(scores)] = _NOT_PROPOSED
         return scores
