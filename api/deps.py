@@ -94,17 +94,23 @@ class RelatedQuery(QueryModel):
     explain: bool = Field(
         False, description="Say why each one is suggested: the signals that proposed it "
         "and their scores, shared terms and keyword phrases, same subject or not, curated")
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="0 to 1: re-order the best suggestions by maximal "
+        "marginal relevance, trading relevance for variety (0: the ranking as it is)")
+    same: str | None = Field(
+        None, description="Only suggest articles whose value of this front-matter field "
+        "(e.g. date, language, section) equals the source's; 422 for an unknown field")
 
     def filters(self) -> Filters:
         return Filters(only_subjects=frozenset(self.subject),
                        exclude_subjects=frozenset(self.exclude_subject),
                        exclude_urls=frozenset(self.exclude_url),
-                       cross_subject_only=self.cross_subject)
+                       cross_subject_only=self.cross_subject, same=self.same)
 
     @property
     def filtered(self) -> bool:
         return bool(self.subject or self.exclude_subject or self.exclude_url
-                    or self.cross_subject)
+                    or self.cross_subject or self.same is not None or self.diversity > 0)
 
 
 class RelatedByParameterQuery(RelatedQuery):

@@ -55,7 +55,8 @@ class SuggestionOut(ArticleRef):
 
 
 class RelatedResponse(BaseModel):
-    """Suggestions, best first; fewer than ``k`` only when filters leave fewer candidates."""
+    """Suggestions, best first (with ``diversity``, in the order maximal marginal relevance
+    picks them); fewer than ``k`` only when filters leave fewer candidates."""
 
     source: Optional[ArticleRef] = Field(
         description="The article the suggestions are for (null for posted text)")
@@ -107,6 +108,9 @@ class DraftRequest(BaseModel):
     exclude_subject: list[str] = Field(default_factory=list, description="Never these subjects")
     exclude_url: list[str] = Field(
         default_factory=list, description="Never these articles (e.g. the draft's own url)")
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="0 to 1: re-order the best suggestions by maximal "
+        "marginal relevance, trading relevance for variety (0: the ranking as it is)")
 
     @field_validator("title", "question", "answer", "text", "subject", "exclude_subject",
                      "exclude_url")

@@ -21,10 +21,13 @@ import numpy as np
 
 from recommender.config import BuildConfig
 from recommender.corpus import load_corpus
+from recommender.encoders import load_encoder
+from recommender.evaluation.draft import text_training_data
 from recommender.evaluation.product import ProductMethod, training_data
 from recommender.evaluation.protocol import link_pairs
-from recommender.learned import feature_names, fit_model, resolve_model_path
-from recommender.pipeline import corpus_fingerprint
+from recommender.learned import feature_names, fit_model
+from recommender.model_files import builtin_models_dir, ranker_path
+from recommender.pipeline import corpus_fingerprint, open_index
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,22 +38,45 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-queries", type=int, default=12000)
     ap.add_argument("--kind", choices=("trees", "logistic"), default="logistic")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index", type=Path, default=None,
+                    help="index of CONTENT to reuse (opened as `recommender build` would)")
+    ap.add_argument("--text", action="store_true",
+                    help="fit the free-text scorer (ranking.text_model, models/ranker/text.json) "
+                         "on draft queries: each article's title posted as text")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     config = BuildConfig.from_yaml(args.config) if args.config else BuildConfig()
-    out = args.out or resolve_model_path(config.ranking.model or "default")
-    corpus = load_corpus(args.content)
-    method = ProductMethod(corpus, config, refit=False, seed=args.seed)
+    name = (config.ranking.text_model or "text") if args.text else (
+        config.ranking.model or "default")
+    out = args.out or (ranker_path(name) if not args.text else
+                       builtin_models_dir() / "ranker" / f"{name}.json")
+    # the text scorer is what is being fitted here: the snapshot is made without one
+    plain = config.model_copy(update={"ranking": config.ranking.model_copy(
+        update={"text_model": None})})
+    if args.index is not None:
+        opened = open_index(args.content, plain, args.index, full_text=True)
+        corpus = opened.corpus
+        method = ProductMethod(corpus, plain, refit=False, seed=args.seed,
+                               snapshot=opened.snapshot)
+    else:
+        corpus = load_corpus(args.content)
+        method = ProductMethod(corpus, plain, refit=False, seed=args.seed)
     links = link_pairs(corpus.articles)
     queries = np.unique(links[:, 0])
     if len(queries) > args.max_queries:
         rng = np.random.default_rng(args.seed)
         queries = np.sort(rng.choice(queries, args.max_queries, replace=False))
-    x, y = training_data(method.ranker, corpus.articles, links, queries)
+    if args.text:
+        encoder = load_encoder(config.model, config.text.max_tokens)
+        x, y, _ = text_training_data(method.ranker, corpus, links, queries, ("title",),
+                                     encoder.encode)
+    else:
+        x, y = training_data(method.ranker, corpus.articles, links, queries)
     note = (f"fitted by benchmarks/fit_ranker.py on {corpus.root.name} "
             f"({len(corpus)} articles, fingerprint "
             f"{corpus_fingerprint(method.snapshot.articles, method.snapshot.index.sources)[:12]}): "
-            f"{len(queries)} link-bearing articles as queries (seed {args.seed}), "
+            f"{len(queries)} link-bearing articles as "
+            f"{'draft queries (title as text)' if args.text else 'queries'} (seed {args.seed}), "
             f"{len(y)} candidates, {int(y.sum())} positive; model {config.model} over "
             f"{'+'.join(config.text.fields)}; {time.strftime('%Y-%m-%d')}")
     model = fit_model(x, y, feature_names(method.ranker.signals), args.kind, args.seed, note)

@@ -69,6 +69,11 @@ class RankingConfig(BaseModel):
     depth: int = Field(50, ge=10, le=1000)
     pool: int = Field(30, ge=5, le=1000)
     model: str | None = "default"
+    #: the free-text scorer (``related_to_text``, ``search``, drafts): a model over the same
+    #: features fitted on draft queries (an article's title posted as text), because the
+    #: article-to-article model is not made for text; ``ranker/<name>.json`` or a path;
+    #: null: the dense cosine. Read at query time: no stored data depends on it.
+    text_model: str | None = "text"
 
 
 class VectorConfig(BaseModel):
@@ -150,4 +155,5 @@ class BuildConfig(BaseModel):
     def identity(self) -> dict:
         """The parts an index must agree on to be reused (batch size and update policy
         are not)."""
-        return self.model_dump(mode="json", exclude={"batch_size", "update"})
+        return self.model_dump(mode="json", exclude={"batch_size": True, "update": True,
+                                                     "ranking": {"text_model"}})

@@ -788,18 +788,27 @@ def write_report(result: FillResult, path: str | Path) -> None:
 # --------------------------------------------------------------------------- suggesters
 
 
-def recommender_suggester(recommender: Any, decisions: Any = None) -> Suggest:
+def recommender_suggester(recommender: Any, same: str | None = None,
+                          decisions: Any = None) -> Suggest:
     """Adapt a :class:`~recommender.recommender.Recommender` to the ``suggest`` callable.
 
     The fill depends only on the callable, so it can be tested with a fake and
     run with any ranking; this is the one place that knows the real API.
+    ``same``: only suggest articles sharing this front-matter field's value (an
+    unknown field is :class:`~recommender.errors.InvalidFilter` at once; an
+    article without a value of it gets no suggestions, and is reported as such).
     ``decisions``: editors' decisions (:class:`~recommender.decisions.Rules`) to honour.
     """
     from recommender.recommender import Filters
 
+    if same is not None and same not in recommender.field_names:
+        recommender.same_value(recommender.articles[0], same)  # raises InvalidFilter
+
     def suggest(article: Article, k: int, exclude_urls: set[str]) -> list[tuple[Article, float]]:
-        found = recommender.related(article, k, Filters(exclude_urls=frozenset(exclude_urls)),
-                                    decisions=decisions)
+        if same is not None and same not in recommender.get(article.url).fields:
+            return []
+        found = recommender.related(article, k, Filters(exclude_urls=frozenset(exclude_urls),
+                                                        same=same), decisions=decisions)
         return [(s.article, s.score) for s in found]
 
     return suggest

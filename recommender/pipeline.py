@@ -69,6 +69,7 @@ from recommender.ranking_state import (
     Suggestions,
     active_signals,
     choose_model,
+    choose_text_model,
 )
 from recommender.schema import Schema
 from recommender.sources import (
@@ -341,6 +342,7 @@ def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderSca
                    "reason": corpus.report.schema_reason},
         "signals": {"active": list(state.active), "off": state.off},
         "ranker": state.ranker.as_dict(),
+        "text_ranker": choose_text_model(config, state.active)[1].as_dict(),
         "vectors": {"index": config.vectors.index},
         "fit": dataclasses.asdict(state.fit),
         "last_change": report,

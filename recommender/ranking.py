@@ -51,7 +51,13 @@ from recommender.learned import (  # noqa: F401  (re-exported: the model's home 
     fit_model,
     resolve_model_path,
 )
-from recommender.ranking_state import NeighbourLists, RankingState, best_neighbours, top_columns
+from recommender.ranking_state import (
+    NeighbourLists,
+    RankingState,
+    best_neighbours,
+    choose_text_model,
+    top_columns,
+)
 from recommender.vectors import pair_scores
 
 _BLOCK = 512
@@ -93,6 +99,7 @@ class Ranker:
         self.signals = list(state.active)
         self.lists: dict[str, NeighbourLists] = state.lists
         self.model: LearnedModel | None = state.model if model is _UNSET else model  # type: ignore[assignment]
+        self._text_model: object = _UNSET  # read at the first text query
         self.check_model()
         self._two_hop: dict[str, sp.csr_matrix] = {}
         self._transposed: dict[str, sp.csr_matrix] = {}
@@ -105,10 +112,31 @@ class Ranker:
         other.check_model()
         return other
 
+    @property
+    def text_model(self) -> LearnedModel | None:
+        """The free-text scorer (``ranking.text_model``, fitted on draft queries); None: the
+        dense cosine. Read from its file at the first text query (a missing file is
+        :class:`~recommender.errors.ModelNotAvailable`)."""
+        if self._text_model is _UNSET:
+            self._text_model = choose_text_model(self.index.config,
+                                                 tuple(self.signals))[0]
+        return self._text_model  # type: ignore[return-value]
+
+    def with_text_model(self, model: LearnedModel | None) -> Ranker:
+        """This ranker with another free-text scorer (the evaluation fits one per fold)."""
+        self._check(model)
+        other = Ranker.__new__(Ranker)
+        other.__dict__.update(self.__dict__)
+        other._text_model = model
+        return other
+
     def check_model(self) -> None:
-        if self.model is not None and self.model.features != feature_names(self.signals):
+        self._check(self.model)
+
+    def _check(self, model: LearnedModel | None) -> None:
+        if model is not None and model.features != feature_names(self.signals):
             raise ValueError("the learned ranker was fitted on features "
-                             f"{self.model.features}, this configuration gives "
+                             f"{model.features}, this configuration gives "
                              f"{feature_names(self.signals)}")
 
     # -- raw signals ---------------------------------------------------------------------------
@@ -199,13 +227,18 @@ class Ranker:
         return self.candidates(tops, None, rows)
 
     def candidates(self, tops: dict[str, tuple[np.ndarray, np.ndarray]],
-                   cos: dict[str, np.ndarray] | None, rows: np.ndarray | None) -> Candidates:
+                   cos: dict[str, np.ndarray] | None, rows: np.ndarray | None,
+                   pairs: np.ndarray | None = None) -> Candidates:
         """Candidates and features for a batch of queries.
 
         ``tops[name]`` are the queries' ``depth`` nearest rows (-1: nobody) and
         cosines under each active signal; ``cos[name]``, when given, their full
         (b, n) cosine rows (free text); otherwise candidates' cosines are computed
         pair by pair from the query ``rows``, which are never candidates themselves.
+        ``pairs`` (keys ``query * n + row``): score exactly these candidates instead
+        of those the signals propose (a restricted candidate set, such as
+        ``same=date``); a pair's features do not depend on who proposed it, so its
+        score is the one it has in the unrestricted ranking.
         Candidates come in (query, row) order.
         """
         cfg = self.config
@@ -213,11 +246,14 @@ class Ranker:
         n = self.n
         b = next(iter(tops.values()))[0].shape[0]
         keys = []
-        for top, _ in tops.values():
-            proposed = top[:, :pool].astype(np.int64)
-            q = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], proposed.shape)
-            valid = proposed >= 0
-            keys.append(q[valid] * n + proposed[valid])
+        if pairs is not None:
+            keys.append(np.asarray(pairs, dtype=np.int64))
+        else:
+            for top, _ in tops.values():
+                proposed = top[:, :pool].astype(np.int64)
+                q = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], proposed.shape)
+                valid = proposed >= 0
+                keys.append(q[valid] * n + proposed[valid])
         key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         query, row = key // n, key % n
         keep = ~self.excluded[row]
@@ -327,18 +363,6 @@ class Ranker:
         v = self.index.vectors
         return np.einsum("bj,bkj->bk", q, v[safe].astype(np.float64)).astype(np.float32)
 
-    def text_tops(self, cos: dict[str, np.ndarray], vector: np.ndarray
-                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Each signal's ``depth`` best articles for free text; FAISS finds the dense ones."""
-        tops = {}
-        for name, c in cos.items():
-            if name == "dense":
-                lists = self.dense_neighbours(vector[None, :].astype(np.float32))
-            else:
-                lists, _ = best_neighbours(self.mask(c, None), self.config.depth)
-            tops[name] = (lists.rows, lists.scores)
-        return tops
-
     # -- entry points ------------------------------------------------------------------------
 
     def scores_for_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -372,27 +396,91 @@ class Ranker:
         return scores
 
     def scores_for_text(self, text: str, vector: np.ndarray) -> np.ndarray:
-        """(n,) scores of every article against free text and its embedding.
+        """(n,) scores of every article against free text and its embedding
+        (:meth:`scores_for_texts` for one text)."""
+        return self.scores_for_texts([text], vector[None, :])[0]
 
-        Free text has no keywords and no subject: those features are zero, and the
-        other signals carry the ranking. With the learned method, articles no
-        signal proposed score below every candidate, by their summed cosines.
+    def text_cosines(self, texts: list[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """(b, n) cosines of each active signal against free texts and their embeddings."""
+        out = {}
+        for name in self.signals:
+            if name == "dense":
+                out[name] = np.asarray(vectors.astype(np.float32) @ self.index.vectors.T,
+                                       dtype=np.float32)
+            else:
+                signal = self.state.signals[name]
+                q = sp.vstack([signal.transform_text(t) for t in texts]).tocsr()
+                out[name] = (q @ self.transposed(name)).toarray().astype(np.float32)
+        return out
+
+    def text_candidates(self, texts: list[str], vectors: np.ndarray,
+                        exclude: list[np.ndarray] | None = None
+                        ) -> tuple[Candidates, dict[str, np.ndarray]]:
+        """Candidates and features of free texts (as for articles; no keywords, no subject),
+        with the texts' full cosine rows.
+
+        ``exclude[i]``: rows text ``i`` must not see at all, neither as candidates nor
+        in its own neighbour lists (the draft protocol posts an article's title while
+        the article is in the index: its features must be those of a new text, not
+        2-hop scores through its own article).
         """
+        cos = self.text_cosines(texts, vectors)
+        if exclude is not None:
+            for c in cos.values():
+                for i, rows in enumerate(exclude):
+                    c[i, rows] = -np.inf
+        tops = {}
+        for name, c in cos.items():
+            if name == "dense" and exclude is None:
+                lists = self.dense_neighbours(vectors.astype(np.float32))
+            else:
+                lists, _ = best_neighbours(self.mask(c, None), self.config.depth)
+            tops[name] = (lists.rows, lists.scores)
+        if exclude is not None:
+            cos = {name: np.where(np.isfinite(c), c, 0).astype(np.float32)
+                   for name, c in cos.items()}
+        return self.candidates(tops, cos, None), cos
+
+    def text_candidate_scores(self, cands: Candidates) -> np.ndarray:
+        """Scores of free-text candidates: the text model (fitted on draft queries), never
+        the article-to-article one; without it, the candidates' dense cosine."""
+        if self.text_model is not None:
+            return self.text_model.score(cands.features)
+        names = feature_names(self.signals)
+        col = names.index("dense_cos") if "dense_cos" in names else names.index(
+            next(f for f in names if f.endswith("_cos")))
+        return cands.features[:, col].astype(np.float64)
+
+    def scores_for_texts(self, texts: list[str], vectors: np.ndarray,
+                         exclude: list[np.ndarray] | None = None) -> np.ndarray:
+        """(len(texts), n) scores of every article against free texts and their embeddings.
+
+        Free text has no keywords and no subject: those features are zero. The
+        learned method scores the signals' candidates with the *text* model
+        (:attr:`text_model`, fitted on draft queries: an article's title posted as
+        text); articles no signal proposed score below every candidate, by their
+        summed cosines. The fused method is the weighted sum of the cosines.
+        ``exclude``: rows each text must not see (:meth:`text_candidates`); ``-inf``.
+        """
+        b = len(texts)
         if self.learned:
-            cos = {name: self.signal_text(name, text, vector)[None, :]
-                   for name in self.signals}
-            scores = self._learned_scores(
-                self.candidates(self.text_tops(cos, vector), cos, None), 1)[0]
+            cands, cos = self.text_candidates(texts, vectors, exclude)
+            scores = np.full((b, self.n), -np.inf, dtype=np.float64)
+            scores[cands.query, cands.row] = self.text_candidate_scores(cands)
             finite = np.isfinite(scores)
-            floor = scores[finite].min() if finite.any() else 0.0
-            rest = floor - len(self.signals) - 1.0 + sum(cos.values())[0]
+            floor = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+            floor = np.where(np.isfinite(floor), floor, 0.0)
+            rest = floor - len(self.signals) - 1.0 + sum(cos.values())
             scores = np.where(finite, scores, rest)
-            scores[self.excluded] = -np.inf
+            scores[:, self.excluded] = -np.inf
+            for i, rows in enumerate(exclude or []):
+                scores[i, rows] = -np.inf
             return scores
-        scores = np.zeros(self.n, dtype=np.float64)
+        scores = np.zeros((b, self.n), dtype=np.float64)
+        cos = self.text_cosines(texts, vectors)
         for weight, name in self._fused_signals():
-            scores += weight * self.signal_text(name, text, vector)
-        scores[self.excluded] = -np.inf
+            scores += weight * cos[name]
+        scores[:, self.excluded] = -np.inf
         return scores
 
     def suggest_rows(self, rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -427,6 +515,49 @@ class Ranker:
                 out_rows[sl][:, :k] = np.where(np.isfinite(values), cols, -1)
                 out_scores[sl][:, :k] = values
         return out_rows, out_scores
+
+    def scores_among(self, rows: np.ndarray, among: list[np.ndarray]) -> list[np.ndarray]:
+        """Scores of a restricted candidate set per article row: ``among[i]`` for ``rows[i]``.
+
+        Every candidate of the set is scored (learned: its features are computed for
+        the pair, whether or not a signal proposed it; fused: the weighted sum of its
+        cosines), so a filter such as ``same=date`` gets a full ranking of the set
+        even when the precomputed suggestions hold few of its articles. Scores are
+        aligned with ``among[i]``; the row itself and no_index articles are ``-inf``.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        among = [np.asarray(a, dtype=np.int64) for a in among]
+        out = [np.full(len(a), -np.inf) for a in among]
+        for start in range(0, len(rows), _BLOCK):
+            block = rows[start : start + _BLOCK]
+            sets = among[start : start + len(block)]
+            sizes = [len(a) for a in sets]
+            if not sum(sizes):
+                continue
+            query = np.repeat(np.arange(len(block), dtype=np.int64), sizes)
+            cand = np.concatenate(sets)
+            if self.learned:
+                tops = {name: (self.lists[name].rows[block], self.lists[name].scores[block])
+                        for name in self.signals}
+                cands = self.candidates(tops, None, block, pairs=query * self.n + cand)
+                value = self.candidate_scores(cands)
+                got_key = cands.query * self.n + cands.row
+            else:
+                value = np.zeros(len(cand), np.float64)
+                for weight, name in self._fused_signals():
+                    value += weight * self.pair_cosines(name, block[query], cand)
+                keep = ~self.excluded[cand] & (cand != block[query])
+                got_key, value = (query * self.n + cand)[keep], value[keep]
+            order = np.argsort(got_key)
+            got_key, value = got_key[order], value[order]
+            want = query * self.n + cand
+            at = np.minimum(np.searchsorted(got_key, want), max(len(got_key) - 1, 0))
+            found = (got_key[at] == want) if len(got_key) else np.zeros(len(want), bool)
+            scores = np.where(found, value[at] if len(got_key) else 0.0, -np.inf)
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            for i in range(len(block)):
+                out[start + i] = scores[bounds[i] : bounds[i + 1]]
+        return out
 
     def features_for_rows(self, rows: np.ndarray) -> Candidates:
         """Candidates and features of article rows (for fitting the learned ranker)."""

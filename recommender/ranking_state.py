@@ -157,6 +157,8 @@ class RankerChoice:
             return f"learned re-ranker ({self.file or self.reason})"
         if self.kind == "blend":
             return f"unsupervised blend of the cosines ({self.reason})"
+        if self.kind == "dense":
+            return f"the dense cosine ({self.reason})"
         return "fused: weighted sum of the cosines"
 
 
@@ -264,6 +266,37 @@ def _load_suggestions(path: Path, n: int) -> Suggestions:
 def active_signals(config: BuildConfig, off: dict[str, str]) -> tuple[str, ...]:
     """The signals the configuration switches on, less those switched off, in feature order."""
     return tuple(s for s in SIGNALS if getattr(config.ranking, s) > 0 and s not in off)
+
+
+_TEXT_MODELS: dict[tuple[str, int, int], LearnedModel] = {}
+
+
+def choose_text_model(config: BuildConfig, active: tuple[str, ...]
+                      ) -> tuple[LearnedModel | None, RankerChoice]:
+    """The free-text scorer (``ranking.text_model``) for ``active`` signals, and its record.
+
+    A named file that is missing is an error
+    (:class:`~recommender.errors.ModelNotAvailable`), as for the article ranker; one
+    fitted on other features, or none configured, leaves the dense cosine (the
+    choice says why). Files are read once per path and version.
+    """
+    name = config.ranking.text_model
+    if config.ranking.method != "learned" or name is None:
+        return None, RankerChoice("dense", reason="no text model (fused method, or "
+                                                  "ranking.text_model: null)")
+    path = resolve_model_path(name)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _TEXT_MODELS:
+        try:
+            _TEXT_MODELS[key] = LearnedModel.load(path)
+        except ValueError as error:
+            return None, RankerChoice("dense", reason=str(error))
+    model = _TEXT_MODELS[key]
+    if model.features != feature_names(active):
+        return None, RankerChoice("dense", reason=f"text model {path} was fitted on other "
+                                                  f"features than signals {list(active)}")
+    return model, RankerChoice("learned", str(path), sha256=sha256_file(path))
 
 
 def choose_model(config: BuildConfig, active: tuple[str, ...],

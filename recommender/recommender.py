@@ -41,6 +41,10 @@ class Filters(BaseModel):
     exclude_subjects: frozenset[str] = Field(default_factory=frozenset)
     exclude_urls: frozenset[str] = Field(default_factory=frozenset)
     cross_subject_only: bool = False
+    #: a front-matter field (``date``, ``language``, ``section``...): only articles whose
+    #: value of it equals the query article's. It restricts the candidates, and is never a
+    #: ranking signal; free text has no value of it, so it applies to article queries only.
+    same: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,57 @@ class Suggestion:
     curated: bool = False
     pinned: bool = False
     explanation: dict[str, object] | None = None
+
+
+#: ``same=`` sets up to this size are scored in full (a publication batch, a course,
+#: a section): exactly the ranking restricted to the set, which is also what the
+#: evaluation's within protocol measures. Larger sets (a language of a whole site) start
+#: from the precomputed suggestions and are scored in full only when those fall short.
+SAME_DIRECT = 5000
+#: with diversity, MMR re-orders this many of the best suggestions (at least), k times 4
+DIVERSITY_POOL = 20
+
+
+def mmr_order(scores: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """Positions of ``k`` items chosen by maximal marginal relevance (Carbonell and
+    Goldstein, 1998), from items ranked best first.
+
+    Each step takes the item with the best ``(1 - diversity) * relevance - diversity *
+    (its highest cosine with an item already taken)``. Relevance comes from the rank,
+    1 for the best down to 1/len for the last: ranker scores are logits, sums of
+    cosines or, past the candidates, fill-in values below every candidate, whose
+    scale says nothing comparable to a cosine. The cosines are those of ``vectors``
+    (rows of the items). ``diversity`` 0 keeps the ranking; 1 takes the best item,
+    then always the one least like those taken. Ties keep the ranking's order.
+    """
+    n = len(scores)
+    k = min(k, n)
+    if diversity <= 0 or n <= 1:
+        return list(range(k))
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    relevance = np.empty(n)
+    relevance[order] = 1.0 - np.arange(n) / n
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    similar = v @ v.T
+    first = int(order[0])
+    chosen = [first]
+    closest = similar[first].copy()
+    free = np.ones(n, dtype=bool)
+    free[first] = False
+    while len(chosen) < k:
+        value = (1.0 - diversity) * relevance - diversity * closest
+        value[~free] = -np.inf
+        j = int(np.argmax(value))
+        chosen.append(j)
+        free[j] = False
+        closest = np.maximum(closest, similar[j])
+    return chosen
+
+
+def _check_diversity(diversity: float) -> None:
+    if not 0.0 <= diversity <= 1.0:
+        raise ValueError(f"diversity must be between 0 and 1, not {diversity}")
 
 
 class Recommender:
@@ -73,6 +128,7 @@ class Recommender:
             dtype=np.int64)
         self.subjects = {subject_key(a.subject): a.subject for a in self.articles if a.subject}
         self._decisions = DecisionStore(self.index.root)
+        self._field_names: frozenset[str] | None = None
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
@@ -102,32 +158,54 @@ class Recommender:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def related(self, article: str | Article, k: int = 5,
-                filters: Filters | None = None, decisions: Rules | None = None,
+    def related(self, article: str | Article, k: int = 5, filters: Filters | None = None,
+                diversity: float = 0.0, decisions: Rules | None = None,
                 explain: bool = False) -> list[Suggestion]:
         """Suggestions for a known article (by object, url, id, slug or path).
 
+        ``diversity`` (0 to 1): re-order the best ``max(4k, 20)`` by maximal marginal
+        relevance (:func:`mmr_order`) over the dense vectors, so that k suggestions
+        are not k takes on one sub-topic; 0 (the default) keeps the ranking.
         ``decisions``: editors' decisions (:mod:`recommender.decisions`) to honour:
         rejected and blocked targets are dropped, pinned ones come first, accepted
         ones count as curated. ``explain``: attach why each one is suggested.
         """
+        _check_diversity(diversity)
         row = self._row(article)
         source = self.articles[row]
         filters = filters or Filters()
         if decisions is not None:
             filters = filters.model_copy(update={"exclude_urls": filters.exclude_urls
                                                  | decisions.excluded(source.url)})
-        rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
-        picked = self._pick(rows, scores, k, filters, source, row)
-        if len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
-            full = self.ranker.scores_for_rows(np.array([row]))[0]
-            order = np.argsort(-full, kind="stable")
-            picked = self._pick(order, full[order], k, filters, source, row)
+        if diversity > 0:
+            pool = self._ranked(source, row, max(4 * k, DIVERSITY_POOL), filters)
+            picked = self._diversify(pool, k, diversity)
+        else:
+            picked = self._ranked(source, row, k, filters)
         if decisions is not None:
             picked = self._decided(picked, source, row, k, filters, decisions)
         if explain:
             picked = [replace(s, explanation=explain_pair(
                 self.ranker, row, self.row_of[s.article.url], s.curated)) for s in picked]
+        return picked
+
+    def _ranked(self, source: Article, row: int, k: int, filters: Filters
+                ) -> list[Suggestion]:
+        """The ranking's best ``k`` for ``source`` under ``filters``."""
+        if filters.same is not None:
+            among = self.same_rows(source, filters.same)
+            if len(among) <= SAME_DIRECT:  # a batch, a course: every member scored
+                return self._among(among, k, filters, source, row)
+        rows, scores = self.suggestions.rows[row], self.suggestions.scores[row]
+        picked = self._pick(rows, scores, k, filters, source, row)
+        if len(picked) < k and filters.same is not None:
+            # the precomputed lists are the best of all articles: too few share the value,
+            # so the articles that do are scored directly (the same scores, every one)
+            picked = self._among(among, k, filters, source, row)
+        elif len(picked) < k and self.suggestions.rows.shape[1] < len(self.articles):
+            full = self.ranker.scores_for_rows(np.array([row]))[0]
+            order = np.argsort(-full, kind="stable")
+            picked = self._pick(order, full[order], k, filters, source, row)
         return picked
 
     def _decided(self, picked: list[Suggestion], source: Article, row: int, k: int,
@@ -144,13 +222,22 @@ class Recommender:
                 for s in (pinned + rest)[:k]]
 
     def related_to_text(self, text: str, k: int = 5, filters: Filters | None = None,
-                        decisions: Rules | None = None) -> list[Suggestion]:
+                        diversity: float = 0.0, decisions: Rules | None = None
+                        ) -> list[Suggestion]:
         """Suggestions for free text, such as a draft's title, question and answer
-        (``decisions``: blocked articles are never suggested)."""
+        (``diversity`` as for :meth:`related`; ``decisions``: blocked articles are never
+        suggested)."""
+        _check_diversity(diversity)
         filters = filters or Filters()
         if decisions is not None:
             filters = filters.model_copy(update={"exclude_urls": filters.exclude_urls
                                                  | decisions.excluded(None)})
+        if diversity > 0:
+            pool = self.related_to_text(text, max(4 * k, DIVERSITY_POOL), filters)
+            return self._diversify(pool, k, diversity)
+        if filters.same is not None:
+            raise InvalidFilter(f"same={filters.same} compares with the query article's own "
+                                "value of the field; free text has none (give an article)")
         cleaned = clean_text(text)
         config = self.snapshot.config
         encoder = load_encoder(config.model, config.text.max_tokens)
@@ -165,6 +252,21 @@ class Recommender:
                 return picked
             n = min(len(scores), n * 4)
 
+    def _among(self, among: np.ndarray, k: int, filters: Filters, source: Article,
+               row: int) -> list[Suggestion]:
+        """The best ``k`` of the rows ``among``, every one scored (``same=``)."""
+        full = self.ranker.scores_among(np.array([row]), [among])[0]
+        order = np.lexsort((among, -full))
+        return self._pick(among[order], full[order], k, filters, source, row)
+
+    def _diversify(self, pool: list[Suggestion], k: int, diversity: float) -> list[Suggestion]:
+        if not pool:
+            return pool
+        rows = [self.row_of[s.article.url] for s in pool]
+        order = mmr_order(np.array([s.score for s in pool]), self.index.vectors[rows], k,
+                          diversity)
+        return [pool[i] for i in order]
+
     # -- filtering -------------------------------------------------------------------------
 
     def _subject_keys(self, names: Iterable[str]) -> set[str]:
@@ -175,9 +277,36 @@ class Recommender:
                                 + ", ".join(sorted(self.subjects.values())))
         return keys
 
+    @property
+    def field_names(self) -> frozenset[str]:
+        """Every front-matter field some article has (what ``same`` accepts)."""
+        if self._field_names is None:
+            self._field_names = frozenset(f for a in self.articles for f in a.fields)
+        return self._field_names
+
+    def same_value(self, source: Article, field: str) -> str:
+        """``source``'s value of ``field``, for ``same=``: an unknown field, or a source
+        without a value of it, is :class:`InvalidFilter`."""
+        if field not in self.field_names:
+            raise InvalidFilter(f"unknown field {field!r} in same=; fields the articles have: "
+                                + ", ".join(sorted(self.field_names)))
+        value = source.fields.get(field)
+        if value is None:
+            raise InvalidFilter(f"article {source.url} has no field {field!r} to match (same=)")
+        return value
+
+    def same_rows(self, source: Article, field: str) -> np.ndarray:
+        """Rows of the articles whose value of ``field`` equals ``source``'s (itself included)."""
+        value = self.same_value(source, field)
+        return np.array([i for i, a in enumerate(self.articles) if a.fields.get(field) == value],
+                        dtype=np.int64)
+
     def _pick(self, rows: np.ndarray, scores: np.ndarray, k: int, filters: Filters,
               source: Article | None, source_row: int) -> list[Suggestion]:
         only = self._subject_keys(filters.only_subjects)
+        value = None
+        if filters.same is not None and source is not None:
+            value = self.same_value(source, filters.same)
         exclude = self._subject_keys(filters.exclude_subjects)
         if filters.cross_subject_only and source is not None and source.subject:
             exclude = exclude | {subject_key(source.subject)}
@@ -193,6 +322,8 @@ class Recommender:
             a = self.articles[r]
             content = self._content[r]
             if content in seen or a.no_index or a.url in filters.exclude_urls:
+                continue
+            if value is not None and a.fields.get(filters.same or "") != value:
                 continue
             key = subject_key(a.subject)
             if (only and key not in only) or key in exclude:

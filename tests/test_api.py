@@ -187,6 +187,31 @@ def test_subject_filters(hash_client: TestClient) -> None:
     assert first not in {s["url"] for s in without["suggestions"]}
 
 
+def test_same_field_filter(hash_client: TestClient) -> None:
+    source = hash_client.get(f"/v1/articles/{SUPERVISED}").json()
+    found = related(hash_client, SUPERVISED, k=5, same="date")["suggestions"]
+    assert len(found) == 5
+    dates = {hash_client.get(f"/v1/articles/{s['id']}").json()["date"] for s in found}
+    assert dates == {source["date"]}
+    by_parameter = hash_client.get("/v1/related", params={"article": SUPERVISED, "k": 5,
+                                                          "same": "date"}).json()
+    assert by_parameter["suggestions"] == found
+    error = assert_error(hash_client.get(f"/v1/articles/{SUPERVISED}/related?same=sektion"),
+                         422, "InvalidFilter")
+    assert "unknown field 'sektion'" in error["message"]
+
+
+def test_diversity(hash_client: TestClient) -> None:
+    plain = related(hash_client, SUPERVISED, k=5)["suggestions"]
+    varied = related(hash_client, SUPERVISED, k=5, diversity=0.7)["suggestions"]
+    assert len(varied) == 5 and varied[0]["url"] == plain[0]["url"]
+    posted = hash_client.post("/v1/related", json={"text": "gradient descent", "k": 4,
+                                                   "diversity": 0.5})
+    assert posted.status_code == 200 and len(posted.json()["suggestions"]) == 4
+    assert_error(hash_client.get(f"/v1/articles/{SUPERVISED}/related?diversity=1.5"), 422,
+                 "ValidationError")
+
+
 def test_unknown_article_is_a_404(hash_client: TestClient) -> None:
     for path in ("/v1/articles/no-such-article/related", "/v1/articles//learn/x/y/related",
                  "/v1/related?article=nope", "/v1/articles/%20/related"):

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from recommender.config import BuildConfig
+from recommender.errors import IndexNotFound
 from recommender.pipeline import load_index, open_index
 
 from .api_fixtures import Server, cli, client_for, copy_demo, settings_for
@@ -116,7 +117,13 @@ def test_a_file_that_turns_broken_keeps_its_last_version_served(watched, caplog)
                                                  "What is the Calvin-Benson cycle?"))
     eventually(lambda: title(client, CALVIN_URL) == "What is the Calvin-Benson cycle?")
     assert client.get("/readyz").json()["held"] == held
-    assert [i.path for i in load_index(index_dir).index.issues if i.held] == [GREEN]
+    def saved_held() -> list[str] | None:  # the watcher saves off its thread: wait for it
+        try:
+            return [i.path for i in load_index(index_dir).index.issues if i.held] or None
+        except IndexNotFound:  # between the two renames that put a saved index in place
+            return None
+
+    assert eventually(saved_held, timeout=30) == [GREEN]
     # fixed: served again as it is now, and no longer held
     path.write_text(good.replace("Why are plants green?", "Why are plants green, really?"))
     eventually(lambda: title(client, GREEN_URL) == "Why are plants green, really?")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -33,8 +34,9 @@ async def _for_article(loaded: Loaded, ref: str, query: RelatedQuery,
     source = resolve_article(rec, ref)
     decisions = rec.folder_decisions()  # the editors' (a stat when the file is unchanged)
     if query.filtered or query.explain:  # may scan every article: keep it off the event loop
-        found = await run_in_threadpool(rec.related, source, k, query.filters(), decisions,
-                                        query.explain)
+        found = await run_in_threadpool(partial(
+            rec.related, source, k, query.filters(), query.diversity, decisions,
+            query.explain))
     else:  # precomputed neighbours: tens of microseconds
         found = rec.related(source, k, decisions=decisions)
     return FastJSONResponse(related_payload(source, k, found))
@@ -94,6 +96,6 @@ async def related_to_text(
                       exclude_subjects=frozenset(draft.exclude_subject),
                       exclude_urls=frozenset(draft.exclude_url))
     found = await anyio.to_thread.run_sync(
-        loaded.recommender.related_to_text, draft.joined(), k, filters,
+        loaded.recommender.related_to_text, draft.joined(), k, filters, draft.diversity,
         loaded.recommender.folder_decisions(), limiter=request.app.state.text_limiter)
     return FastJSONResponse(related_payload(None, k, found))

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recommender.cli import app
-from recommender.cli.options import SchemaOpt, load_schema
+from recommender.cli.options import SameOpt, SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import LoadReport
 from recommender.errors import IndexMismatch
@@ -47,6 +47,10 @@ SubjectOpt = Annotated[Optional[list[str]], typer.Option(
     "--subject", help="Only suggest from this subject (repeatable)")]
 ExcludeSubjectOpt = Annotated[Optional[list[str]], typer.Option(
     "--exclude-subject", help="Never suggest from this subject (repeatable)")]
+DiversityOpt = Annotated[float, typer.Option(
+    "--diversity", min=0.0, max=1.0,
+    help="0 to 1: re-order the best suggestions by maximal marginal relevance, trading "
+         "relevance for variety (0: the ranking as it is)")]
 CrossOpt = Annotated[bool, typer.Option(
     "--cross-subject", help="Only suggest articles of another subject than the source")]
 
@@ -62,10 +66,10 @@ def resolve_index_dir(index: Path | None) -> Path:
 
 
 def _filters(subject: list[str] | None, exclude_subject: list[str] | None,
-             cross_subject: bool) -> Filters:
+             cross_subject: bool, same: str | None = None) -> Filters:
     return Filters(only_subjects=frozenset(subject or ()),
                    exclude_subjects=frozenset(exclude_subject or ()),
-                   cross_subject_only=cross_subject)
+                   cross_subject_only=cross_subject, same=same)
 
 
 def print_load_report(report: LoadReport, limit: int = 20) -> None:
@@ -268,6 +272,8 @@ def related(
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
     cross_subject: CrossOpt = False,
+    same: SameOpt = None,
+    diversity: DiversityOpt = 0.0,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Say why each one is suggested (signals, shared terms, subject)")
     ] = False,
@@ -275,8 +281,8 @@ def related(
     """Suggest articles related to a known ARTICLE (honouring the folder's decisions)."""
     rec = open_recommender(index, config, schema)
     source = rec.get(article)
-    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject),
-                        decisions=rec.folder_decisions(), explain=explain)
+    found = rec.related(source, k, _filters(subject, exclude_subject, cross_subject, same),
+                        diversity, decisions=rec.folder_decisions(), explain=explain)
     _print_suggestions(f"Related to: {source.title} ({source.subject})", found, as_json)
 
 
@@ -290,6 +296,7 @@ def search(
     as_json: JsonOpt = False,
     subject: SubjectOpt = None,
     exclude_subject: ExcludeSubjectOpt = None,
+    diversity: DiversityOpt = 0.0,
 ) -> None:
     """Suggest articles related to free TEXT."""
     if not text.strip():  # as the API's 422: no text is not a query
@@ -298,7 +305,7 @@ def search(
     if problem:
         raise typer.BadParameter(f"not valid UTF-8 text: {problem}", param_hint="TEXT")
     rec = open_recommender(index, config, schema)
-    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False),
+    found = rec.related_to_text(text, k, _filters(subject, exclude_subject, False), diversity,
                                 decisions=rec.folder_decisions())
     _print_suggestions(f"Related to: {text[:60]}", found, as_json)
 

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from recommender.cli import app
 from recommender.cli.core import IndexOpt
-from recommender.cli.options import SchemaOpt, load_schema
+from recommender.cli.options import SameOpt, SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
 from recommender.decisions import DecisionStore, Rules
@@ -43,6 +43,7 @@ from recommender.evaluation import (
 )
 from recommender.evaluation import evaluate as run_evaluation
 from recommender.evaluation.decided import WithDecisions
+from recommender.evaluation.protocol import field_groups
 from recommender.pipeline import Snapshot
 from recommender.schema import Schema
 
@@ -151,6 +152,45 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
     return out
 
 
+def draft_methods(corpus: Corpus, fields: tuple[str, ...], features: LexicalFeatures,
+                  seed: int, cache_dir: Path | None, snapshot: Snapshot | None,
+                  names: list[str]) -> list[Method]:
+    """The draft protocol's methods among ``names``: TF-IDF of the text, the default
+    encoder's embedding of it (dense alone), and the product's free-text ranking."""
+    from recommender.evaluation.draft import (
+        DraftDenseMethod,
+        DraftProductMethod,
+        DraftTfidfMethod,
+    )
+
+    config = BuildConfig()
+    out: list[Method] = []
+    if "tfidf" in names:
+        out.append(DraftTfidfMethod(features, corpus, fields, seed))
+    if "dense" in names:
+        out.append(DraftDenseMethod(dense_vectors(corpus, config, cache_dir), corpus, fields,
+                                    config.model, config.text.max_tokens, seed))
+    if "product" in names:
+        if snapshot is None:
+            from recommender.pipeline import build_snapshot
+
+            snapshot = build_snapshot(corpus, config, cache_dir, suggestions=False)
+        out.append(DraftProductMethod(corpus, snapshot, fields, seed))
+    return out
+
+
+def _draft_fields(drafts: list[str] | None) -> list[tuple[str, tuple[str, ...]]]:
+    from recommender.evaluation.draft import variant_fields
+
+    out = []
+    for name in drafts or []:
+        try:
+            out.append((name, variant_fields(name)))
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--draft") from None
+    return out
+
+
 def _method_names(methods: str) -> list[str]:
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
@@ -200,18 +240,31 @@ def evaluate(
         "--config", exists=True, dir_okay=False,
         help="BuildConfig YAML of the product (same as one --product)")] = None,
     schema: SchemaOpt = None,
+    within: Annotated[Optional[str], typer.Option(
+        "--within", help="Also the within protocol: candidates are the articles sharing the "
+        "query's value of this front-matter field (date: its publication batch)")] = None,
+    draft: Annotated[Optional[list[str]], typer.Option(
+        "--draft", help="Also the draft protocol: the article's title (or title+answer) "
+        "posted as free text (repeatable)")] = None,
     decisions: Annotated[bool, typer.Option(
         "--decisions", help="Also score each method with the folder's editors' decisions "
         "applied (rejected and blocked dropped, pinned first)")] = False,
 ) -> None:
-    """Score methods on CONTENT_DIR's curated links; write results.json and report.html."""
+    """Score methods on CONTENT_DIR's curated links; write results.json and report.html.
+
+    The whole corpus is the candidate set; --within FIELD and --draft VARIANT add
+    those protocols to the same results file and report.
+    """
     started = time.perf_counter()
     ks = sorted(set(k or [5, 10]))
     names = _method_names(methods)
     product = [*(product or []), *([config] if config else [])] or None
     chosen_schema = load_schema(schema, content_dir)[0] if schema else None
+    drafts = _draft_fields(draft)
     corpus, snapshot = open_for_evaluation(content_dir, names, product, index, cache_dir,
                                            chosen_schema)
+    if within is not None:
+        field_groups(corpus, within)  # an unknown field fails now, not after the first run
     rows = read_query_file(corpus, queries) if queries else None
     protocol = build_protocol(corpus, rows, max_queries, seed)
     if protocol.unscored:
@@ -241,13 +294,29 @@ def evaluate(
 
     result = run_evaluation(protocol, chosen, ks, features.tfidf, ref, folds, seed, resamples,
                             examples=choose_examples(protocol, 5, seed), on_method=progress)
+    if within is not None:
+        inside = build_protocol(corpus, rows, max_queries, seed, within=within)
+        console.print(f"{inside.label}: {len(inside.queries)} queries")
+        result.others.append(run_evaluation(inside, chosen, ks, features.tfidf, ref, folds,
+                                            seed, resamples, on_method=progress))
+    for variant, fields in drafts:
+        drafted = build_protocol(corpus, rows, max_queries, seed, label=f"draft {variant}")
+        methods_here = draft_methods(corpus, fields, features, seed, cache_dir,
+                                     snapshot if not product else None, names)
+        console.print(f"{drafted.label}: {len(drafted.queries)} queries, methods: "
+                      f"{', '.join(m.name for m in methods_here)}")
+        if methods_here:
+            here = [m.name for m in methods_here]
+            result.others.append(run_evaluation(
+                drafted, methods_here, ks, features.tfidf, ref if ref in here else None,
+                folds, seed, resamples, on_method=progress))
     result.wall_seconds = time.perf_counter() - started
     result.settings = {
         "methods": labels, "dense": [str(p) for p in dense or []],
         "product": [str(p) for p in product or []],
         "queries_file": str(queries) if queries else None,
         "suggestions": [str(p) for p in suggestions or []], "max_queries": max_queries,
-        "resamples": resamples,
+        "resamples": resamples, "within": within, "draft": [v for v, _ in drafts],
     }
     output.mkdir(parents=True, exist_ok=True)
     write_json(result, output / "results.json")
@@ -274,6 +343,10 @@ def suggest(
         "--config", exists=True, dir_okay=False,
         help="BuildConfig YAML of --method product")] = None,
     schema: SchemaOpt = None,
+    same: SameOpt = None,
+    draft: Annotated[Optional[str], typer.Option(
+        "--draft", help="Suggest for each article's title (or title+answer) posted as free "
+        "text, as evaluate --draft scores it (methods tfidf, dense, product)")] = None,
 ) -> None:
     """Write every article's suggestions as JSONL, collapsed exactly as evaluate scores them."""
     if not all_articles:
@@ -282,13 +355,26 @@ def suggest(
     names = _method_names(method)
     if len(names) != 1:
         raise typer.BadParameter("give exactly one method", param_hint="--method")
+    if same is not None and draft is not None:
+        raise typer.BadParameter("free text has no field to match: --same or --draft, not both",
+                                 param_hint="--same")
     corpus = load_corpus(content_dir,
                          schema=load_schema(schema, content_dir)[0] if schema else None)
-    chosen = make_methods(corpus, names, seed, None, [dense] if dense else None, cache_dir,
-                          [config] if config else None)
+    groups = field_groups(corpus, same) if same is not None else None
+    if draft is not None:
+        fields = _draft_fields([draft])[0][1]
+        chosen = draft_methods(corpus, fields, LexicalFeatures(corpus), seed, cache_dir, None,
+                               names)
+        if not chosen:
+            raise typer.BadParameter(f"--draft takes the methods tfidf, dense or product, "
+                                     f"not {names[0]}", param_hint="--method")
+    else:
+        chosen = make_methods(corpus, names, seed, None, [dense] if dense else None,
+                              cache_dir, [config] if config else None)
     rules = DecisionStore(content_dir).rules()
     if rules != Rules():  # the folder's editors' decisions (see `recommender decide`)
         chosen = [WithDecisions(chosen[0], rules, corpus)]
     output.parent.mkdir(parents=True, exist_ok=True)
-    lines = export_suggestions(CandidateSpace(corpus), chosen[0], k, output)
-    console.print(json.dumps({"written": str(output), "lines": lines, "method": chosen[0].name}))
+    lines = export_suggestions(CandidateSpace(corpus), chosen[0], k, output, groups)
+    console.print(json.dumps({"written": str(output), "lines": lines, "method": chosen[0].name,
+                              "same": same, "draft": draft}))

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recommender.cli import app
-from recommender.cli.options import SchemaOpt, load_schema
+from recommender.cli.options import SameOpt, SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
 from recommender.errors import CorpusError, FillError, FillIncomplete
@@ -47,7 +47,7 @@ err_console = Console(stderr=True)
 
 def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
                    out: Console, config: BuildConfig | None = None,
-                   schema: Schema | None = None) -> Suggest:
+                   schema: Schema | None = None, same: str | None = None) -> Suggest:
     """Suggestions from the index of ``content_dir``, brought up to date with it first.
 
     :func:`recommender.pipeline.open_index`, the policy ``build`` and ``serve`` use:
@@ -69,7 +69,7 @@ def open_suggester(content_dir: Path, corpus: Corpus, index: Path | None,
         opened = open_index(content_dir, config, directory, on_progress=bar, schema=schema)
     out.print(describe_opened(opened, directory), markup=False, highlight=False,
               soft_wrap=True)
-    return recommender_suggester(Recommender(opened.snapshot),
+    return recommender_suggester(Recommender(opened.snapshot), same,
                                  DecisionStore(content_dir).rules())
 
 
@@ -125,6 +125,7 @@ def fill(
         "--config", help="YAML file with a BuildConfig: what a new index is built with, and "
         "what an existing one must match", exists=True, dir_okay=False)] = None,
     schema: SchemaOpt = None,
+    same: SameOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Also write read-only files (mode kept)")] = False,
 ) -> None:
@@ -149,7 +150,7 @@ def fill(
         chosen, reason = load_schema(schema, content_dir)
         out.print(f"schema: {reason}", markup=False, highlight=False, soft_wrap=True)
         corpus = load_corpus(content_dir, schema=chosen, schema_reason=reason)
-        suggest = open_suggester(content_dir, corpus, index, out, cfg, chosen)
+        suggest = open_suggester(content_dir, corpus, index, out, cfg, chosen, same)
         with _progress(out) as bar:
             task = bar.add_task("planning", total=None)
             plans = plan_fill(corpus, suggest, k, top_up, min_score, force=force,

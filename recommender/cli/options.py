@@ -13,6 +13,9 @@ from recommender.schema import BUILTIN, Schema, builtin_schema, detect_schema
 SchemaOpt = Annotated[Optional[str], typer.Option(
     "--schema", help="Front-matter schema: a YAML file, or a shipped one "
     f"({', '.join(BUILTIN)}) [default: detected from the files]")]
+SameOpt = Annotated[Optional[str], typer.Option(
+    "--same", help="Only suggest articles whose value of this front-matter field (date, "
+    "language, section...) equals the article's; a filter, never a ranking signal")]
 
 
 def load_schema(path: str | Path | None, content_dir: Path) -> tuple[Schema, str]:

@@ -62,6 +62,12 @@ class EvaluationResult:
     settings: dict[str, object] = field(default_factory=dict)
     examples: EvaluationProtocol | None = None  # articles shown with every method's lists
     example_suggestions: dict[str, list[list[int]]] = field(default_factory=dict)
+    #: the other protocols of the same run (within a field, drafts), in one file and report
+    others: list[EvaluationResult] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.protocol.label
 
     def method(self, name: str) -> MethodResult:
         return next(r for r in self.methods if r.name == name)

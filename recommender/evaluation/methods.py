@@ -87,14 +87,29 @@ class ExactScorer:
     tiebreak: np.ndarray
     workers: int = min(2, os.cpu_count() or 1)
     block: int = BLOCK
+    #: while :meth:`rank_within` runs: the group of each row (candidates share the query's)
+    groups: np.ndarray | None = None
 
     def scores(self, block: np.ndarray) -> np.ndarray:
         """Dense (len(block) x rows) similarity of each query row to every row."""
         raise NotImplementedError
 
     def _top(self, block: np.ndarray, n: int) -> list[list[int]]:
-        return top_rows(_mask(self.scores(block), block, self.excluded), n,
-                        self.tiebreak).tolist()
+        scores = _mask(self.scores(block), block, self.excluded)
+        if self.groups is None:
+            return top_rows(scores, n, self.tiebreak).tolist()
+        scores[self.groups[None, :] != self.groups[block][:, None]] = -np.inf
+        top = top_rows(scores, n, self.tiebreak)
+        finite = np.isfinite(np.take_along_axis(scores, top, axis=1))
+        return [row[keep].tolist() for row, keep in zip(top, finite, strict=True)]
+
+    def rank_within(self, queries: np.ndarray, n: int, groups: np.ndarray) -> list[list[int]]:
+        """The ranking restricted to each query's group (rows with its ``groups`` value)."""
+        self.groups = groups
+        try:
+            return self.rank(queries, n)
+        finally:
+            self.groups = None
 
     def rank(self, queries: np.ndarray, n: int) -> list[list[int]]:
         blocks = list(_blocks(np.asarray(queries, dtype=np.int64), self.block))
@@ -155,6 +170,17 @@ class RandomMethod:
     def rank(self, queries: np.ndarray, n: int) -> list[list[int]]:
         n = min(n, self.n_rows)
         return [self._one(int(q), n) for q in queries]
+
+    def rank_within(self, queries: np.ndarray, n: int, groups: np.ndarray) -> list[list[int]]:
+        """A seeded random order of each query's group."""
+        order = np.argsort(groups, kind="stable")
+        bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
+        out = []
+        for q in np.asarray(queries).tolist():
+            members = order[bounds[groups[q]] : bounds[groups[q] + 1]]
+            rng = np.random.default_rng([self.seed, q])
+            out.append(members[rng.permutation(len(members))][:n].tolist())
+        return out
 
 
 class TfidfMethod(ExactScorer):
@@ -310,25 +336,38 @@ class SuggestionsFile:
     def rank(self, queries: np.ndarray, n: int) -> list[list[int]]:
         return [self.lists.get(int(q), []) for q in queries]
 
+    def rank_within(self, queries: np.ndarray, n: int, groups: np.ndarray) -> list[list[int]]:
+        """The file's lists, keeping only rows of the query's group (a file written with
+        ``suggest --same FIELD`` holds only those)."""
+        return [[r for r in self.lists.get(int(q), []) if groups[r] == groups[q]]
+                for q in queries]
+
 
 def suggestion_lines(space: CandidateSpace, method: Method, k: int,
-                     rows: Iterable[int] | None = None) -> Iterator[dict[str, object]]:
-    """``{"url", "suggestions"}`` per article, collapsed exactly as the protocol scores them."""
+                     rows: Iterable[int] | None = None, groups: np.ndarray | None = None
+                     ) -> Iterator[dict[str, object]]:
+    """``{"url", "suggestions"}`` per article, collapsed exactly as the protocol scores them;
+    with ``groups``, among the article's own group only (``suggest --same FIELD``)."""
     corpus = space.corpus
     rows_arr = np.arange(len(corpus)) if rows is None else np.asarray(list(rows), dtype=np.int64)
     depth = space.depth(k)
     for block in _blocks(rows_arr, 4 * BLOCK):
-        for row, ranked in zip(block.tolist(), method.rank(block, depth), strict=True):
+        if groups is not None:
+            ranked_block = method.rank_within(block, depth, groups)  # type: ignore[attr-defined]
+        else:
+            ranked_block = method.rank(block, depth)
+        for row, ranked in zip(block.tolist(), ranked_block, strict=True):
             chosen = space.collapse(row, ranked, k)
             yield {"url": corpus.articles[row].url,
                    "suggestions": [corpus.articles[r].url for r in chosen]}
 
 
-def export_suggestions(space: CandidateSpace, method: Method, k: int, path: str | Path) -> int:
+def export_suggestions(space: CandidateSpace, method: Method, k: int, path: str | Path,
+                       groups: np.ndarray | None = None) -> int:
     """Write every article's top-k suggestions as JSONL; returns the number of lines."""
     count = 0
     with Path(path).open("w", encoding="utf-8") as fh:
-        for line in suggestion_lines(space, method, k):
+        for line in suggestion_lines(space, method, k, groups=groups):
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
     return count

@@ -96,6 +96,20 @@ class ProductMethod(ExactScorer):
         self.ranker = self.ranker.with_model(model)
 
     def scores(self, block: np.ndarray) -> np.ndarray:
+        if self.groups is not None:
+            return self._scores_within(block, self.groups)
         scores = self.ranker.scores_for_rows(block)
         scores[np.isneginf(scores)] = _NOT_PROPOSED
         return scores
+
+    def _scores_within(self, block: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Every article of each query's group scored, as ``related(..., same=FIELD)`` scores
+        them (:meth:`~recommender.ranking.Ranker.scores_among`); others ``-inf``."""
+        order = np.argsort(groups, kind="stable")
+        bounds = np.searchsorted(groups[order], [groups[block], groups[block] + 1])
+        among = [order[lo:hi] for lo, hi in zip(bounds[0], bounds[1], strict=True)]
+        out = np.full((len(block), len(groups)), -np.inf)
+        for i, (rows, values) in enumerate(zip(among, self.ranker.scores_among(block, among),
+                                               strict=True)):
+            out[i, rows] = values
+        return out

@@ -16,6 +16,18 @@ by fold: folds are whole publication batches (the schema's ``group`` field,
 articles would still leak the batch's link structure), and a fold's model is
 trained only on links whose two ends are both outside the fold. The group
 serves that grouping and nothing else.
+
+Three protocols share this code (one results file, one report):
+
+- **whole corpus**: every article is a candidate;
+- **within** a front-matter field (``--within date``: the publication batch, the
+  few hundred articles an editor chose the links from): a query's candidates are
+  the articles with its own value of the field; curated targets outside it can
+  never be suggested and are left out of the answers (and counted). Methods rank
+  through ``rank_within``; the field restricts candidates and is never a signal;
+- **draft**: the query is only the article's title (or title + answer) posted as
+  free text; the methods that take text do this (:mod:`recommender.evaluation.draft`),
+  the candidates and answers are the whole corpus's.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from recommender.corpus import Corpus
-from recommender.errors import ArticleNotFound
+from recommender.errors import ArticleNotFound, InvalidFilter
 from recommender.fitting import link_pairs
 
 
@@ -115,6 +127,9 @@ class EvaluationProtocol:
     relevant: list[np.ndarray]  # per query: sorted content indices of its curated targets
     dropped_targets: int = 0  # curated targets with no indexable copy (never suggestible)
     unscored: list[str] = field(default_factory=list)  # listed queries without answers
+    label: str = "whole corpus"  # which protocol: "whole corpus", "within date", "draft title"
+    #: within protocols: group per row (rows sharing the field's value); None: whole corpus
+    groups: np.ndarray | None = None
 
     @property
     def corpus(self) -> Corpus:
@@ -125,12 +140,29 @@ class EvaluationProtocol:
         return int(sum(len(r) for r in self.relevant))
 
 
-def _answers(space: CandidateSpace, row: int) -> tuple[np.ndarray, int]:
+def _answers(space: CandidateSpace, row: int, reachable: set[int] | None = None
+             ) -> tuple[np.ndarray, int]:
     article = space.corpus.articles[row]
     targets = {int(space.content[space.row_of[url]]) for url in article.links}
     targets.discard(int(space.content[row]))
-    kept = sorted(t for t in targets if space.candidate_content[t])
+    kept = sorted(t for t in targets if space.candidate_content[t]
+                  and (reachable is None or t in reachable))
     return np.array(kept, dtype=np.int64), len(targets) - len(kept)
+
+
+def field_groups(corpus: Corpus, field_name: str) -> np.ndarray:
+    """Group per row: rows share one when they share the value of ``field_name`` (a
+    front-matter field, as :attr:`~recommender.corpus.Article.fields` keeps it); a row
+    without the field is alone. No article with the field: :class:`InvalidFilter`."""
+    ids: dict[str, int] = {}
+    out = np.empty(len(corpus), dtype=np.int64)
+    for i, a in enumerate(corpus):
+        value = a.fields.get(field_name)
+        out[i] = ids.setdefault(value, len(ids)) if value is not None else -(i + 1)
+    if not ids:
+        raise InvalidFilter(f"no article has a field {field_name!r} to group by")
+    _, out = np.unique(out, return_inverse=True)
+    return out.astype(np.int64)
 
 
 def read_query_file(corpus: Corpus, path: str | Path) -> list[int]:
@@ -153,20 +185,29 @@ def read_query_file(corpus: Corpus, path: str | Path) -> list[int]:
 
 
 def build_protocol(corpus: Corpus, query_rows: Sequence[int] | None = None,
-                   max_queries: int | None = None, seed: int = 0) -> EvaluationProtocol:
+                   max_queries: int | None = None, seed: int = 0,
+                   within: str | None = None, label: str | None = None) -> EvaluationProtocol:
     """Queries = articles with curated links (optionally only ``query_rows``).
 
     ``max_queries`` draws a seeded random subset, for quick runs; every article
-    stays a candidate either way.
+    stays a candidate either way. ``within``: a front-matter field; candidates are
+    the articles sharing the query's value of it, and answers the curated targets
+    among them (a query with none is not scored).
     """
     space = CandidateSpace(corpus)
+    groups = field_groups(corpus, within) if within is not None else None
+    reach: dict[int, set[int]] = {}
+    if groups is not None:
+        for r in np.flatnonzero(space.candidate).tolist():
+            reach.setdefault(int(groups[r]), set()).add(int(space.content[r]))
     wanted = range(len(corpus)) if query_rows is None else sorted(set(query_rows))
     queries: list[int] = []
     relevant: list[np.ndarray] = []
     dropped = 0
     unscored: list[str] = []
     for row in wanted:
-        answers, lost = _answers(space, row)
+        answers, lost = _answers(space, row, None if groups is None else
+                                 reach.get(int(groups[row]), set()))
         dropped += lost
         if len(answers):
             queries.append(row)
@@ -178,7 +219,8 @@ def build_protocol(corpus: Corpus, query_rows: Sequence[int] | None = None,
         keep = np.sort(np.random.default_rng(seed).choice(len(q), max_queries, replace=False))
         q = q[keep]
         relevant = [relevant[i] for i in keep]
-    return EvaluationProtocol(space, q, relevant, dropped, unscored)
+    name = label or (f"within {within}" if within is not None else "whole corpus")
+    return EvaluationProtocol(space, q, relevant, dropped, unscored, name, groups)
 
 
 def links_between(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
@@ -268,10 +310,17 @@ def run_method(protocol: EvaluationProtocol, method: Method, n: int,
         parts = []
         for f in np.unique(folds[queries]):
             parts.append((np.flatnonzero(folds[queries] == f), np.flatnonzero(folds != f)))
+    within = getattr(method, "rank_within", None)
+    if protocol.groups is not None and within is None:
+        raise ValueError(f"method {method.name} cannot restrict its candidates "
+                         f"({protocol.label})")
     for positions, train_rows in parts:
         if fitted:
             method.fit(space.corpus, train_rows)  # type: ignore[attr-defined]
-        ranked = method.rank(queries[positions], depth)
+        if protocol.groups is not None:
+            ranked = within(queries[positions], depth, protocol.groups)  # type: ignore[misc]
+        else:
+            ranked = method.rank(queries[positions], depth)
         if len(ranked) != len(positions):
             raise ValueError(f"method {method.name} returned {len(ranked)} rankings "
                              f"for {len(positions)} queries")

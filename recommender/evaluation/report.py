@@ -74,8 +74,25 @@ def _examples(result: EvaluationResult) -> list[dict[str, Any]]:
     return out
 
 
+def _protocol_dict(result: EvaluationResult) -> dict[str, Any]:
+    """One protocol's queries, methods and intervals (the ``protocols`` entries)."""
+    p = result.protocol
+    return {
+        "queries": len(p.queries), "answers": p.n_links, "dropped_targets": p.dropped_targets,
+        "reference": result.reference, "folds": result.n_folds,
+        "methods": {r.name: {"metrics": r.metrics, "recall_curve": r.recall_curve,
+                             "seconds": r.seconds, "fitted_on_links": r.fitted}
+                    for r in result.methods},
+        "bootstrap": [i.as_dict() for i in result.intervals],
+    }
+
+
 def results_dict(result: EvaluationResult) -> dict[str, Any]:
-    """Everything of a run except per-query arrays, JSON-ready."""
+    """Everything of a run except per-query arrays, JSON-ready.
+
+    The top level is the whole-corpus protocol (as it always was); ``protocols``
+    holds every protocol of the run by label, that one included.
+    """
     p, corpus = result.protocol, result.protocol.corpus
     return _clean({
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -111,6 +128,7 @@ def results_dict(result: EvaluationResult) -> dict[str, Any]:
         },
         "bootstrap": [i.as_dict() for i in result.intervals],
         "examples": _examples(result),
+        "protocols": {r.label: _protocol_dict(r) for r in (result, *result.others)},
     })
 
 
@@ -133,10 +151,17 @@ _SHORT = {"recall": "rec", "precision": "prec", "hit_rate": "hit", "ndcg": "ndcg
 
 
 def print_table(result: EvaluationResult, console: Console | None = None) -> None:
-    """One table per k, then the paired CIs of the primary metric against the reference."""
+    """One table per k, then the paired CIs of the primary metric against the reference;
+    then the same for each other protocol of the run."""
     console = console or Console()
+    for one in (result, *result.others):
+        _print_one(one, console)
+
+
+def _print_one(result: EvaluationResult, console: Console) -> None:
     p = result.protocol
-    console.print(f"[bold]{len(p.queries)}[/] queries, {p.n_links} answers, "
+    console.print(f"[bold]{p.label}[/]: "
+                  f"[bold]{len(p.queries)}[/] queries, {p.n_links} answers, "
                   f"{len(p.corpus)} articles, corpus {result.fingerprint}, "
                   f"wall {result.wall_seconds:.1f}s")
     for k in result.ks:
@@ -278,6 +303,17 @@ def _frontier_html(frontier: Path | None) -> str:
             f" of each configuration.</p><img alt='frontier' src='data:image/png;base64,{data}'>")
 
 
+def _other_html(result: EvaluationResult) -> str:
+    """Another protocol of the run: its summary, intervals and recall curve."""
+    p = result.protocol
+    return (f"<h2>Protocol: {html.escape(p.label)}</h2><p>{len(p.queries)} queries with "
+            f"{p.n_links} curated answers ({p.dropped_targets} curated targets left out: "
+            f"never suggestible under this protocol).</p>{_summary_html(result)}"
+            f"<h3>Paired bootstrap against {html.escape(str(result.reference))}</h3>"
+            f"{_intervals_html(result)}<img alt='recall curve' "
+            f"src='data:image/png;base64,{recall_curve_plot(result)}'>")
+
+
 def render_html(result: EvaluationResult, frontier: Path | None = None) -> str:
     """The self-contained report page (with the frontier plot, when one is given)."""
     p = result.protocol
@@ -288,6 +324,8 @@ def render_html(result: EvaluationResult, frontier: Path | None = None) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Evaluation report</title>
 <style>{_STYLE}</style></head><body>
 <h1>Related-article evaluation</h1>
+<p>Protocols: {", ".join(html.escape(r.label) for r in (result, *result.others))}. The
+first is below; the others follow the examples.</p>
 <p>Corpus <code>{html.escape(str(p.corpus.root))}</code>, fingerprint
 <code>{result.fingerprint}</code>: {info['articles']} articles
 ({info['contents']} distinct contents, {info['candidate_contents']} suggestible),
@@ -308,6 +346,7 @@ filed under another subject than the query.</p>
 <h2>{primary} per subject of the query</h2>
 <img alt="per subject" src="data:image/png;base64,{subject_plot(result, primary)}">
 <h2>Examples</h2>{_examples_html(result)}
+{"".join(_other_html(o) for o in result.others)}
 {_frontier_html(frontier)}
 </body></html>
 """
