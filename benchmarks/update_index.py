@@ -13,9 +13,11 @@ On a copy of the folder (in a temporary directory; nothing of it is kept):
    another article's of the same subject (so it is new text, not a duplicate).
    Each change is applied three ways and timed:
 
-   - ``watch``: what ``serve --watch`` does: the served snapshot in memory, updated
-     with the files the watcher names, then a new Recommender over it (ready to be
-     swapped in); ``save`` is the write that follows, off the request path;
+   - ``watch``: what ``serve --watch`` does, through the service's own code
+     (:meth:`api.state.IndexState.apply_changes`): the served snapshot in memory,
+     updated with the files the watcher names, a new Recommender over it, its
+     warm-up queries, and the swap: the time until requests get the new version;
+     ``save`` is the write that follows, off the request path;
    - ``library``: what ``recommender build`` does, in process: load the index from
      disk (a copy of it from before the change), scan the folder, update, save;
    - ``cli``: ``recommender build`` as a subprocess (interpreter start and imports
@@ -55,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from api.settings import Settings
+from api.state import IndexState
 from benchmarks.common import stamp, write_results
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus
@@ -270,7 +274,10 @@ def main() -> None:
         cold_s = time.perf_counter() - t
         print(f"cold build: {cold_s:.1f}s", flush=True)
         served = cold.snapshot
-        Recommender(served)  # as a server holds it
+        # the service, in process, serving the cold build and following the folder
+        service = IndexState(Settings(index_dir=index_dir, content_dir=content, cache_dir=cache,
+                                      watch=True, load_in_background=False))
+        service.load(preloaded=served)
         steps: dict[str, Any] = {}
         touched: set[str] = set()
         for name in ("edit_1", "add_10", "delete_10"):
@@ -292,12 +299,12 @@ def main() -> None:
             library = open_index(content, None, before, cache_dir=cache)
             library_s = time.perf_counter() - t
             assert library.action == "updated"
-            # serve --watch: the served snapshot, the files the watcher names, a new Recommender
+            # serve --watch: the files the watcher names, applied to the served snapshot
             t = time.perf_counter()
-            opened = open_index(content, None, None, previous=served, cache_dir=cache,
-                                only=[str(p) for p in paths])
-            Recommender(opened.snapshot)
+            loaded = service.apply_changes({str(p) for p in paths})
             watch_s = time.perf_counter() - t
+            assert loaded is not None, service.last_error
+            opened = loaded
             t = time.perf_counter()
             save_index(opened.snapshot, work / "saved")
             save_s = time.perf_counter() - t

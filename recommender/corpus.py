@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,10 @@ class Article:
     group: str | None = None  # the schema's grouping field (evaluation folds only)
     schema: str = ""  # name of the schema the file was read with
 
-    @property
+    @cached_property
     def content_key(self) -> str:
-        """Identity of the content: copies of one article share it."""
+        """Identity of the content: copies of one article share it (kept once computed: a
+        corpus asks it of every article and link at every update)."""
         return f"id:{self.id}" if self.id is not None else f"url:{self.url}"
 
     @property

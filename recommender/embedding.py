@@ -48,6 +48,10 @@ def encoder_key(model: str, text: TextConfig) -> str:
     return f"{model}|{text.max_tokens}|{text.chunking}|{chunks}"
 
 
+#: up to this many texts the cache is searched by key, above it read whole
+_LOOKUPS = 2000
+
+
 class EmbeddingCache:
     """Vectors by (encoder key, text hash) in a SQLite file."""
 
@@ -61,9 +65,20 @@ class EmbeddingCache:
             " PRIMARY KEY (key, hash))")
 
     def get_many(self, key: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors of ``hashes``: looked up one by one for the few texts of an
+        update (by primary key), read in one pass for a build's many."""
         wanted = set(hashes)
         found: dict[str, np.ndarray] = {}
-        rows = self.db.execute("SELECT hash, vec FROM vectors WHERE key = ?", (key,))
+        if len(wanted) <= _LOOKUPS:
+            listed = sorted(wanted)
+            rows = []
+            for start in range(0, len(listed), 500):  # SQLite's limit on parameters
+                part = listed[start : start + 500]
+                rows += self.db.execute(
+                    f"SELECT hash, vec FROM vectors WHERE key = ? AND hash IN "
+                    f"({','.join('?' * len(part))})", (key, *part)).fetchall()
+        else:
+            rows = self.db.execute("SELECT hash, vec FROM vectors WHERE key = ?", (key,))
         for h, blob in rows:
             if h in wanted:
                 found[h] = np.frombuffer(blob, dtype=np.float32)

@@ -288,9 +288,11 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def check_array(path: Path, name: str, array: np.ndarray, shape: tuple[int | None, ...],
-                kind: str, finite: bool = False, rows_below: int | None = None) -> np.ndarray:
+                kind: str, finite: bool = False, rows_below: int | None = None,
+                lowest: int = -1) -> np.ndarray:
     """``array`` has ``shape`` (None: any length), a dtype of ``kind`` ('f', 'i'), finite
-    values if asked, and row numbers in ``-1 .. rows_below - 1``; else :class:`IndexCorrupt`.
+    values if asked, and row numbers in ``lowest .. rows_below - 1`` (negative numbers are
+    markers: -1 nobody); else :class:`IndexCorrupt`.
     """
     where = f"{path}: {name}"
     if array.ndim != len(shape) or any(
@@ -304,7 +306,7 @@ def check_array(path: Path, name: str, array: np.ndarray, shape: tuple[int | Non
     if finite and not np.isfinite(array).all():
         raise IndexCorrupt(f"{where} holds values that are not finite")
     if rows_below is not None and array.size and (
-            array.min() < -1 or array.max() >= rows_below):
+            array.min() < lowest or array.max() >= rows_below):
         raise IndexCorrupt(f"{where} refers to rows outside 0..{rows_below - 1}")
     return array
 

@@ -103,6 +103,7 @@ class Ranker:
         self.check_model()
         self._two_hop: dict[str, sp.csr_matrix] = {}
         self._transposed: dict[str, sp.csr_matrix] = {}
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def with_model(self, model: LearnedModel | None) -> Ranker:
         """This ranker with other learned parameters (same index, lists and signals)."""
@@ -210,6 +211,12 @@ class Ranker:
                 shape=(n, n))
         return self._two_hop[name]
 
+    def _own_stats(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`_list_stats` of every article's own list (computed once per ranker)."""
+        if name not in self._stats:
+            self._stats[name] = _list_stats(self.lists[name].scores)
+        return self._stats[name]
+
     def _has_lists(self) -> bool:
         return all(name in self.lists for name in self.signals)
 
@@ -254,7 +261,7 @@ class Ranker:
                 q = np.broadcast_to(np.arange(b, dtype=np.int64)[:, None], proposed.shape)
                 valid = proposed >= 0
                 keys.append(q[valid] * n + proposed[valid])
-        key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        key = _sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         query, row = key // n, key % n
         keep = ~self.excluded[row]
         if rows is not None:
@@ -280,12 +287,12 @@ class Ranker:
             in_list += listed
             own = self.lists[name].scores[row]  # the candidate's own neighbour scores
             pos_c = (own > value[:, None]).sum(axis=1)
-            q_scores = top_scores[query]
-            tenth = min(9, depth - 1)
+            q_mean, q_spread, q_tenth = _list_stats(top_scores)  # per query, then spread
+            c_mean, c_spread, c_tenth = self._own_stats(name)
             feats += [value, 1.0 / (1.0 + pos_q), 1.0 / (1.0 + pos_c),
-                      (value - q_scores.mean(1)) / (q_scores.std(1) + 1e-6),
-                      (value - own.mean(1)) / (own.std(1) + 1e-6),
-                      value - q_scores[:, tenth], value - own[:, tenth]]
+                      (value - q_mean[query]) / q_spread[query],
+                      (value - c_mean[row]) / c_spread[row],
+                      value - q_tenth[query], value - c_tenth[row]]
         for name in self.signals:
             if name not in TWO_HOP:
                 continue
@@ -319,8 +326,8 @@ class Ranker:
         out[cands.query, cands.row] = self.candidate_scores(cands)
         return out
 
-    def dense_neighbours(self, queries: np.ndarray, rows: np.ndarray | None = None
-                         ) -> NeighbourLists:
+    def dense_neighbours(self, queries: np.ndarray, rows: np.ndarray | None = None,
+                         depth: int | None = None) -> NeighbourLists:
         """The ``depth`` nearest articles of query vectors under the dense signal.
 
         FAISS proposes candidates (``SEARCH_SLACK`` more than needed, for the query's
@@ -328,9 +335,10 @@ class Ranker:
         (:func:`~recommender.vectors.pair_scores`) and ordered as every list is.
         When the candidates cannot settle the list (a tie at its end with the last
         candidate, too few left after masking) every article is scored instead.
-        ``rows``: the queries' own rows, never their own neighbours.
+        ``rows``: the queries' own rows, never their own neighbours. ``depth``: how
+        many (default: the configuration's).
         """
-        depth = self.config.depth
+        depth = depth or self.config.depth
         k = min(self.n, depth + SEARCH_SLACK + (rows is not None))
         ids = self.index.search.search(queries, k)
         exact = self._dense_exact(queries, rows, ids)
@@ -573,6 +581,22 @@ class Ranker:
         return Candidates(np.concatenate([p.query for p in parts]),
                           np.concatenate([p.row for p in parts]),
                           np.concatenate([p.features for p in parts]))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an integer array by one sort (numpy's hash-based unique, which sorts
+    afterwards anyway, is several times slower on the candidate keys of a batch)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
+def _list_stats(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per list (row of ``scores``): the mean, the spread (std + 1e-6) and the 10th score,
+    which features compare a candidate's cosine with."""
+    tenth = min(9, scores.shape[1] - 1)
+    return scores.mean(1), scores.std(1) + 1e-6, scores[:, tenth]
 
 
 def _positions(top: np.ndarray, key: np.ndarray, n: int, depth: int) -> np.ndarray:

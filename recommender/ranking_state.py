@@ -38,6 +38,7 @@ NEIGHBOURS = 100
 STATE = "state.json"
 LISTS = "lists.npz"
 SUGGESTIONS = "neighbours.npz"
+UNKNOWN = -2  # a spare list entry that is no longer known (see NeighbourLists)
 MODEL = "ranker.json"
 
 
@@ -53,9 +54,33 @@ class NeighbourLists:
 
     rows: np.ndarray  # (n, depth) int32
     scores: np.ndarray  # (n, depth) float32
+    #: the entries that follow the ``depth`` (n, spare), ranked the same way and never read
+    #: by the ranking: an update that deletes an entry moves the next one up instead of
+    #: computing the list again (:mod:`recommender.neighbours`). ``UNKNOWN`` marks entries
+    #: no longer known since such a move; None: an index built without them
+    spare_rows: np.ndarray | None = None
+    spare_scores: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> NeighbourLists:
-        return NeighbourLists(self.rows[rows], self.scores[rows])
+        if self.spare_rows is None or self.spare_scores is None:
+            return NeighbourLists(self.rows[rows], self.scores[rows])
+        return NeighbourLists(self.rows[rows], self.scores[rows], self.spare_rows[rows],
+                              self.spare_scores[rows])
+
+    def combined(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the lists with their spare entries after them."""
+        if self.spare_rows is None or self.spare_scores is None:
+            return self.rows, self.scores
+        return (np.concatenate([self.rows, self.spare_rows], axis=1),
+                np.concatenate([self.scores, self.spare_scores], axis=1))
+
+    @classmethod
+    def split(cls, rows: np.ndarray, scores: np.ndarray, depth: int) -> NeighbourLists:
+        """Lists of ``depth`` from wider ones, the rest kept as spare entries."""
+        if rows.shape[1] <= depth:
+            return cls(rows, scores)
+        return cls(np.ascontiguousarray(rows[:, :depth]), np.ascontiguousarray(scores[:, :depth]),
+                   np.ascontiguousarray(rows[:, depth:]), np.ascontiguousarray(scores[:, depth:]))
 
 
 def top_columns(values: np.ndarray, k: int) -> np.ndarray:
@@ -197,6 +222,9 @@ class RankingState:
         arrays = {}
         for name, lists in self.lists.items():
             arrays[f"{name}.rows"], arrays[f"{name}.scores"] = lists.rows, lists.scores
+            if lists.spare_rows is not None and lists.spare_scores is not None:
+                arrays[f"{name}.spare_rows"] = lists.spare_rows
+                arrays[f"{name}.spare_scores"] = lists.spare_scores
         np.savez(directory / LISTS, **arrays)
         np.savez(directory / SUGGESTIONS, rows=self.suggestions.rows,
                  scores=self.suggestions.scores)
@@ -231,11 +259,19 @@ class RankingState:
         for name in list_names:
             if f"{name}.rows" not in arrays or f"{name}.scores" not in arrays:
                 raise IndexCorrupt(f"{directory / LISTS}: no neighbour lists of {name}")
+            spare: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+            if f"{name}.spare_rows" in arrays and f"{name}.spare_scores" in arrays:
+                spare_rows = check_array(directory / LISTS, f"{name}.spare_rows",
+                                         arrays[f"{name}.spare_rows"], (n, None), "i",
+                                         rows_below=n, lowest=UNKNOWN)
+                spare = (spare_rows, check_array(
+                    directory / LISTS, f"{name}.spare_scores", arrays[f"{name}.spare_scores"],
+                    (n, spare_rows.shape[1]), "f", finite=True))
             lists[name] = NeighbourLists(
                 check_array(directory / LISTS, f"{name}.rows", arrays[f"{name}.rows"],
                             (n, depth), "i", rows_below=n),
                 check_array(directory / LISTS, f"{name}.scores", arrays[f"{name}.scores"],
-                            (n, depth), "f", finite=True))
+                            (n, depth), "f", finite=True), *spare)
         if config.ranking.method == "learned" and set(lists) != set(active):
             raise IndexCorrupt(f"{directory / LISTS}: lists of {sorted(lists)}, the learned "
                                f"ranking needs {sorted(active)}")

@@ -16,6 +16,7 @@ import pytest
 from recommender.config import BuildConfig, RankingConfig, UpdateConfig, VectorConfig
 from recommender.neighbours import compute_lists, compute_suggestions
 from recommender.pipeline import Snapshot, corpus_fingerprint, load_index, open_index
+from recommender.ranking_state import UNKNOWN, NeighbourLists
 from recommender.recommender import Recommender
 from recommender.vectors import recall_against_exact
 
@@ -124,6 +125,7 @@ def test_frozen_update_patches_lists_exactly_and_embeds_only_what_changed(demo_c
         full = compute_lists(ranker, name)
         np.testing.assert_array_equal(lists.rows, full.rows)
         np.testing.assert_array_equal(lists.scores, full.scores)
+        assert_known_spares_exact(lists, full)
     assert sum(v["merged"] for v in last["lists"].values()) > 0  # some lists were merged
     assert after.manifest["corpus"]["fingerprint"] == corpus_fingerprint(  # kept up to date
         after.articles, after.index.sources)
@@ -134,6 +136,40 @@ def test_frozen_update_patches_lists_exactly_and_embeds_only_what_changed(demo_c
                     if "calvin" in a.url or a.url not in old_row]
     np.testing.assert_array_equal(after.ranking.suggestions.rows[changed_rows],
                                   recomputed.rows[changed_rows])
+
+
+def assert_known_spares_exact(lists: NeighbourLists, full: NeighbourLists) -> None:
+    """The spare entries an update still knows are those a full computation gives."""
+    assert lists.spare_rows is not None and full.spare_rows is not None
+    known = lists.spare_rows != UNKNOWN
+    np.testing.assert_array_equal(lists.spare_rows[known], full.spare_rows[known])
+    np.testing.assert_array_equal(lists.spare_scores[known], full.spare_scores[known])
+    # unknown entries only ever follow the known ones
+    assert not (np.diff(known.astype(np.int8), axis=1) > 0).any()
+
+
+def test_deletions_move_spare_entries_up_instead_of_computing_lists_again(demo_copy: Path,
+                                                                          tmp_path: Path):
+    """A deleted article leaves every list it was in; the lists are not computed again
+    (their spare entries fill the end), and they equal a full computation's."""
+    open_index(demo_copy, SMALL, tmp_path / "index")
+    for rel in ("physics/what-is-wave-particle-duality.md",
+                "medicine/how-is-acute-leukemia-diagnosed.md"):
+        (demo_copy / rel).unlink()
+    after = open_index(demo_copy, SMALL, tmp_path / "index").snapshot
+    last = after.manifest["last_change"]
+    assert last["deleted"] == 2 and not last["refit"]
+    assert all(v["recomputed"] == 0 for v in last["lists"].values()), last["lists"]
+    ranker = Snapshot(after.index, dataclasses.replace(after.ranking, lists={})).ranker()
+    for name, lists in after.ranking.lists.items():
+        full = compute_lists(ranker, name)
+        np.testing.assert_array_equal(lists.rows, full.rows)
+        np.testing.assert_array_equal(lists.scores, full.scores)
+        assert_known_spares_exact(lists, full)
+    reloaded = load_index(tmp_path / "index")  # spare entries (unknown ones too) are saved
+    for name, lists in after.ranking.lists.items():
+        np.testing.assert_array_equal(reloaded.ranking.lists[name].spare_rows,
+                                      lists.spare_rows)
 
 
 def test_deleted_articles_are_never_suggested(demo_copy: Path, tmp_path: Path):
