@@ -428,16 +428,22 @@ class Corpus:
     """The articles of one content folder, with the indexes needed to resolve references."""
 
     def __init__(self, root: Path, articles: list[Article], report: LoadReport,
-                 schema: Schema = QUICKTAKES):
+                 schema: Schema = QUICKTAKES, by_url: dict[str, Article] | None = None,
+                 by_id: dict[str, list[Article]] | None = None):
         self.root = root
         self.articles = articles
         self.report = report
         self.schema = schema  # what the folder was read with (detected or given)
-        self.by_url: dict[str, Article] = {a.url: a for a in articles}
-        self.by_id: dict[str, list[Article]] = defaultdict(list)
-        for a in articles:
-            if a.id is not None:
-                self.by_id[a.id].append(a)
+        # ``by_url`` and ``by_id``: given by build_corpus, which made them for the links
+        self.by_url: dict[str, Article] = by_url if by_url is not None else {
+            a.url: a for a in articles}
+        if by_id is None:
+            by_id = defaultdict(list)
+            for a in articles:
+                if a.id is not None:
+                    by_id[a.id].append(a)
+        self.by_id = by_id
+        self.links: LinkMemo | None = None  # how the links were resolved, for the next scan
         self._references: References | None = None
 
     def __len__(self) -> int:
@@ -482,52 +488,125 @@ def _normalise_subjects(articles: list[Article], report: LoadReport) -> None:
     report.subject_spellings = sum(len(c) for c in spellings.values())
 
 
+#: what resolving one article's links adds to the report: links_total, by url, by path, by
+#: slug, by id, self links, repeated links; and its dangling links
+_TALLY_FIELDS = ("links_total", "links_by_url", "links_by_path", "links_by_slug",
+                 "links_by_id", "self_links", "repeated_links")
+
+
+@dataclass(frozen=True)
+class LinkTally:
+    """What resolving one article's links added to the load report."""
+
+    counts: tuple[int, ...]  # as _TALLY_FIELDS
+    dangling: tuple[LoadIssue, ...] = ()
+
+
+@dataclass
+class LinkMemo:
+    """A load's link resolution, kept in memory for the next scan of the folder.
+
+    Each article's tally (by url), and who names each url and id in a link. A scan that
+    read a few files again then resolves only the links of those files and of the
+    articles that name one of them (or named one of the articles that went away): a
+    server following its folder does not resolve the 100k links of a large site at every
+    edit. Sites that write links as list items (paths, slugs) are resolved in full: any
+    new or departed file can change what a slug means.
+    """
+
+    tallies: dict[str, LinkTally] = field(default_factory=dict)
+    citing: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    list_items: bool = False
+
+
+@dataclass(frozen=True)
+class LinkChanges:
+    """What changed since the load a :class:`LinkMemo` is of: the urls read again (or new),
+    and every url and id of an article that was added, read again or went away."""
+
+    memo: LinkMemo
+    fresh: frozenset[str]
+    names: frozenset[str]
+
+
 def _resolve_links(root: Path, articles: list[Article], by_url: Mapping[str, Article],
-                   by_id: Mapping[str, list[Article]], report: LoadReport) -> None:
+                   by_id: Mapping[str, list[Article]], report: LoadReport,
+                   changes: LinkChanges | None = None) -> LinkMemo:
+    """Resolve every article's curated links to article urls (``Article.links``) and count
+    how, reusing ``changes.memo`` for the articles that no change can reach."""
+    redo: set[str] = set()
+    if changes is not None and not changes.memo.list_items:
+        # a new memo: the previous snapshot's stays as it was (an update may fail and the
+        # next one start from it again). ``citing`` is shared: entries are only ever added,
+        # and one too many only resolves an article again
+        memo = LinkMemo(dict(changes.memo.tallies), changes.memo.citing)
+        redo = set(changes.fresh)
+        for name in changes.names:
+            redo |= memo.citing.get(name, set())
+    else:
+        memo = LinkMemo()
     refs: _ListRefs | None = None  # built at the first list item (QuickTakes has none)
+    tallies = memo.tallies
     for a in articles:
+        if a.url not in redo and a.url in tallies:
+            continue  # no change reaches its links: the copy's links and tally stand
+        counts = [0] * len(_TALLY_FIELDS)
+        dangling: list[LoadIssue] = []
         seen: set[str] = set()
         resolved: list[str] = []
         for link in a.curated:
-            report.links_total += 1
+            counts[0] += 1
+            if link.url:
+                memo.citing[link.url].add(a.url)
+            if link.id is not None:
+                memo.citing[link.id].add(a.url)
             target = by_url.get(link.url) if link.url else None
             if target is not None:
-                report.links_by_url += 1
+                counts[1] += 1
             elif link.source.endswith("]"):  # a list item: a url in another spelling, a path
+                memo.list_items = True
                 refs = refs or _ListRefs(root, articles)
                 target, how = refs.find(link.url or "", a)
                 if target is None:
-                    report.dangling.append(LoadIssue(str(a.path), f"{link.source} -> {link.url}"
-                                                     " resolves to no article by url, path or"
-                                                     f" slug{how}"))
+                    dangling.append(LoadIssue(str(a.path), f"{link.source} -> {link.url}"
+                                              " resolves to no article by url, path or"
+                                              f" slug{how}"))
                     continue
-                report.links_by_url += how == "url"
-                report.links_by_path += how == "path"
-                report.links_by_slug += how == "slug"
+                counts[1] += how == "url"
+                counts[2] += how == "path"
+                counts[3] += how == "slug"
             elif link.id is not None and link.id in by_id:
                 candidates = by_id[link.id]
                 same_subject = [c for c in candidates
                                 if subject_key(c.subject) == subject_key(link.subject)]
                 target = (same_subject or candidates)[0]
-                report.links_by_id += 1
+                counts[4] += 1
             else:
-                report.dangling.append(LoadIssue(
+                dangling.append(LoadIssue(
                     str(a.path), f"{link.source or f'related_article{link.n}'} -> "
                     f"{link.url or link.id} resolves to no article by url or id"))
                 continue
             if target.content_key == a.content_key:
-                report.self_links += 1
+                counts[5] += 1
                 continue
             if target.content_key in seen:
-                report.repeated_links += 1
+                counts[6] += 1
                 continue
             seen.add(target.content_key)
             resolved.append(target.url)
         a.links = tuple(resolved)
-        if a.curated:
-            report.with_links += 1
-        else:
-            report.without_links += 1
+        tallies[a.url] = LinkTally(tuple(counts), tuple(dangling))
+    ordered = [tallies[a.url] for a in articles]
+    totals = [sum(column) for column in zip(*(t.counts for t in ordered), strict=True)]
+    for name, total in zip(_TALLY_FIELDS, totals or [0] * len(_TALLY_FIELDS), strict=True):
+        setattr(report, name, getattr(report, name) + total)
+    report.dangling += [d for t in ordered if t.dangling for d in t.dangling]
+    linked = sum(1 for a in articles if a.curated)
+    report.with_links += linked
+    report.without_links += len(articles) - linked
+    if len(tallies) > 2 * len(articles):  # articles come and go: forget the departed
+        memo.tallies = {a.url: tallies[a.url] for a in articles}
+    return memo
 
 
 class _ListRefs:
@@ -576,8 +655,13 @@ class _ListRefs:
 
 
 def build_corpus(root: Path, parsed: Iterable[Article | LoadIssue], files: int,
-                 schema: Schema | None = None, schema_reason: str = "") -> Corpus:
-    """Assemble a corpus from parsed files: dedupe urls, normalise subjects, resolve links."""
+                 schema: Schema | None = None, schema_reason: str = "",
+                 links: LinkChanges | None = None) -> Corpus:
+    """Assemble a corpus from parsed files: dedupe urls, normalise subjects, resolve links.
+
+    ``links``: the previous load's resolution and what changed since (a scan of a folder
+    already indexed): only the links a change can reach are resolved again.
+    """
     report = LoadReport(files=files)
     articles: list[Article] = []
     by_url: dict[str, Article] = {}
@@ -604,9 +688,11 @@ def build_corpus(root: Path, parsed: Iterable[Article | LoadIssue], files: int,
     schema = schema or QUICKTAKES
     report.schema, report.schema_reason = schema.name, schema_reason
     _normalise_subjects(articles, report)
-    _resolve_links(root, articles, by_url, by_id, report)
+    memo = _resolve_links(root, articles, by_url, by_id, report, links)
     report.articles = len(articles)
-    return Corpus(root, articles, report, schema)
+    corpus = Corpus(root, articles, report, schema, by_url, by_id)
+    corpus.links = memo
+    return corpus
 
 
 # --------------------------------------------------------------------------- the folder

@@ -121,12 +121,13 @@ class PatchCounts:
     changed: np.ndarray | None = None  # rows whose list differs from before (fresh included)
 
 
-def _drop_lost(rows: np.ndarray, scores: np.ndarray, lost: np.ndarray) -> None:
+def _drop_lost(rows: np.ndarray, scores: np.ndarray, lost: np.ndarray) -> np.ndarray:
     """Take the ``lost`` entries out of lists (in place): those after them move up; the
-    end is "nobody" for a list that named everyone it scores above 0, else ``UNKNOWN``."""
+    end is "nobody" for a list that named everyone it scores above 0, else ``UNKNOWN``.
+    Returns the lists (positions) that lost an entry."""
     gone = np.flatnonzero(lost.any(axis=1))
     if not len(gone):
-        return
+        return gone
     order = np.argsort(lost[gone], axis=1, kind="stable")  # lost entries to the end
     moved = np.take_along_axis(rows[gone], order, axis=1)
     moved_scores = np.take_along_axis(scores[gone], order, axis=1)
@@ -135,6 +136,7 @@ def _drop_lost(rows: np.ndarray, scores: np.ndarray, lost: np.ndarray) -> None:
     fill = np.where(complete, -1, UNKNOWN).astype(rows.dtype)
     rows[gone] = np.where(tail, fill[:, None], moved)
     scores[gone] = np.where(tail, np.float32(0), moved_scores)
+    return gone
 
 
 def patch_lists(ranker: Ranker, name: str, old: NeighbourLists, layout: Layout
@@ -143,38 +145,52 @@ def patch_lists(ranker: Ranker, name: str, old: NeighbourLists, layout: Layout
 
     ``ranker`` ranks the updated index; ``old`` are the lists of the previous one. Lists
     and spare entries are handled as one list of ``depth + spare`` whose first ``known``
-    entries are exact (the rest ``UNKNOWN``): what an update keeps true.
+    entries are exact (the rest ``UNKNOWN``): what an update keeps true. Only the lists
+    that lose or gain an entry are worked on; the others are renumbered.
     """
     n, depth = ranker.n, ranker.config.depth
     kept, fresh = layout.kept, layout.fresh
     old_rows, old_scores = old.combined()
     width = old_rows.shape[1]
-    rows = np.full((n, width), -1, np.int32)
-    scores = np.zeros((n, width), np.float32)
     source = layout.source[kept]
-    kept_old = old_rows[source]
-    before_rows, lost = layout.remap(kept_old)
-    before_rows[kept_old == UNKNOWN] = UNKNOWN
-    rows[kept], scores[kept] = before_rows, old_scores[source]
-    kept_rows, kept_scores = rows[kept], scores[kept]
-    _drop_lost(kept_rows, kept_scores, lost)
-    rows[kept], scores[kept] = kept_rows, kept_scores
-    known = (rows != UNKNOWN).sum(axis=1)
+    identity = len(kept) == n and len(source) == len(old_rows) and bool(
+        (source == np.arange(n)).all())
+    kept_old = old_rows if identity else old_rows[source]
+    rows, lost = layout.remap(kept_old)
+    scores = old_scores.copy() if identity else old_scores[source]
+    if width > depth:
+        spare_unknown = kept_old[:, depth:] == UNKNOWN
+        rows[:, depth:][spare_unknown] = UNKNOWN
+    touched = np.zeros(n, dtype=bool)  # lists whose first ``depth`` entries may change
+    before_rows = rows[:, :depth].copy()  # the kept lists' entries, renumbered
+    gone = _drop_lost(rows, scores, lost)
+    if len(kept) < n:  # fresh rows among them: kept lists go to their new rows
+        all_rows = np.full((n, width), -1, np.int32)
+        all_scores = np.zeros((n, width), np.float32)
+        all_rows[kept], all_scores[kept] = rows, scores
+        rows, scores = all_rows, all_scores
+    touched[kept[gone]] = True
+    known = np.full(n, width)
+    if width > depth:
+        known -= (rows[:, depth:] == UNKNOWN).sum(axis=1)
     redo_kept = kept[known[kept] < depth]
     incoming = fresh[~ranker.excluded[fresh]]
-    merge = np.setdiff1d(kept, redo_kept)
+    merging = np.zeros(n, dtype=bool)  # (np.setdiff1d hashes: slower at this size)
+    merging[kept] = True
+    merging[redo_kept] = False
+    merge = np.flatnonzero(merging)
     counts = PatchCounts()
     if len(incoming) and len(merge):
         entered = []
-        for block in _blocks(merge, 4096):
-            s = np.maximum(ranker.signal_block(name, block, incoming), 0)
+        for block in _blocks(merge, max(4096, 4_000_000 // len(incoming))):
             last = scores[block, known[block] - 1]
+            s = np.maximum(ranker.signal_block(name, block, incoming, floor=last), 0)
             hit = (s > 0) & (s >= last[:, None])
-            touched = np.flatnonzero(hit.any(axis=1))
-            if not len(touched):
+            hits = np.flatnonzero(hit.any(axis=1))
+            if not len(hits):
                 continue
-            targets = block[touched]
-            values = np.concatenate([scores[targets], s[touched]], axis=1)
+            targets = block[hits]
+            values = np.concatenate([scores[targets], s[hits]], axis=1)
             ids = np.concatenate([rows[targets].astype(np.int64),
                                   np.broadcast_to(incoming, (len(targets), len(incoming)))],
                                  axis=1)
@@ -184,6 +200,8 @@ def patch_lists(ranker: Ranker, name: str, old: NeighbourLists, layout: Layout
             scores[targets] = np.where(beyond, np.float32(0), merged.scores)
             entered.append(targets)
         counts.merged = int(sum(len(t) for t in entered))
+        for targets in entered:
+            touched[targets] = True
     redo = np.concatenate([fresh, redo_kept]).astype(np.int64)
     if len(redo):
         full = compute_lists(ranker, name, redo, width - depth)
@@ -191,8 +209,14 @@ def patch_lists(ranker: Ranker, name: str, old: NeighbourLists, layout: Layout
     counts.recomputed = len(redo)
     differs = np.zeros(n, dtype=bool)
     differs[fresh] = True
-    differs[kept] = ((rows[kept, :depth] != before_rows[:, :depth]) | (
-        scores[kept, :depth] != old_scores[source, :depth])).any(axis=1)
+    check = np.flatnonzero(touched)  # did the first ``depth`` entries change?
+    if len(check):
+        position = np.empty(n, np.int64)
+        position[kept] = np.arange(len(kept))
+        was = before_rows[position[check]]
+        was_scores = (old_scores[check] if identity else old_scores[source[position[check]]])
+        differs[check] = ((rows[check, :depth] != was) | (
+            scores[check, :depth] != was_scores[:, :depth])).any(axis=1)
     counts.changed = np.flatnonzero(differs)
     return NeighbourLists.split(rows, scores, depth), counts
 

@@ -58,7 +58,7 @@ from recommender.ranking_state import (
     choose_text_model,
     top_columns,
 )
-from recommender.vectors import pair_scores
+from recommender.vectors import block_scores, pair_scores
 
 _BLOCK = 512
 _HOP_FROM = 10  # 2-hop: through the query's 10 nearest neighbours
@@ -66,6 +66,11 @@ _HOP_FROM = 10  # 2-hop: through the query's 10 nearest neighbours
 _FILL_ROWS = 4
 #: FAISS is asked for this many more candidates than a list keeps (self, no_index, ties)
 SEARCH_SLACK = 16
+#: how far below a floor a float32 cosine may be and the exact one still reach it (unit
+#: vectors: the float32 error of a dot product is below 1e-5 at a few hundred dimensions)
+_ROUGH = 1e-4
+#: up to this many rows, a sparse signal's cosines are computed without transposing it
+_FEW_ROWS = 256
 
 
 @dataclass
@@ -156,16 +161,38 @@ class Ranker:
         if name == "dense":
             v = self.index.vectors
             return np.asarray(v[rows] @ v.T, dtype=np.float32)
-        return (self.matrix(name)[rows] @ self.transposed(name)).toarray().astype(np.float32)
-
-    def signal_block(self, name: str, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """(len(rows), len(columns)) cosines, computed as the neighbour lists compute them."""
-        if name == "dense":
-            left = np.repeat(np.asarray(rows, np.int64), len(columns))
-            right = np.tile(np.asarray(columns, np.int64), len(rows))
-            return pair_scores(self.index.vectors, left, right).reshape(len(rows), len(columns))
         m = self.matrix(name)
-        return (m[rows] @ sp.csr_matrix(m[columns].T)).toarray().astype(np.float32)
+        if name not in self._transposed and len(rows) <= _FEW_ROWS:
+            # the few rows of an update: no transposed copy of the whole matrix. The same
+            # products are summed in the same (column) order, so the cosines are identical
+            return (m @ sp.csr_matrix(m[rows].T)).T.toarray().astype(np.float32)
+        return (m[rows] @ self.transposed(name)).toarray().astype(np.float32)
+
+    def signal_block(self, name: str, rows: np.ndarray, columns: np.ndarray,
+                     floor: np.ndarray | None = None) -> np.ndarray:
+        """(len(rows), len(columns)) cosines, computed as the neighbour lists compute them.
+
+        ``floor`` (len(rows),): only values at or above a row's floor are needed; others
+        may come back as 0. An update scores the few fresh articles against every
+        article that way: a float32 product finds the pairs that can pass, and only those
+        are computed exactly.
+        """
+        if name == "dense":
+            vectors = self.index.vectors
+            if floor is None:  # summed in float64 as pair_scores does, by one product
+                return block_scores(vectors, rows, columns)
+            left = vectors if len(rows) == self.n else vectors[rows]
+            rough = left @ vectors[columns].T
+            near = np.nonzero(rough >= floor[:, None] - _ROUGH)
+            out = np.zeros(rough.shape, np.float32)
+            out[near] = pair_scores(vectors, np.asarray(rows)[near[0]],
+                                    np.asarray(columns)[near[1]])
+            return out
+        m = self.matrix(name)
+        right = sp.csr_matrix(m[columns].T)
+        if len(rows) * 4 > self.n:  # most rows: no copy of them (same sums, same order)
+            return (m @ right).toarray()[rows].astype(np.float32)
+        return (m[rows] @ right).toarray().astype(np.float32)
 
     def signal_text(self, name: str, text: str, vector: np.ndarray) -> np.ndarray:
         """(n,) cosines of one signal against free text (keywords: all zero)."""
@@ -203,11 +230,11 @@ class Ranker:
     def _hop_matrix(self, name: str) -> sp.csr_matrix:
         if name not in self._two_hop:
             lists = self.lists[name]
-            n, depth = lists.rows.shape
-            valid = lists.rows.ravel() >= 0
+            n = lists.rows.shape[0]
+            valid = lists.rows >= 0  # lists are rows already: CSR without a COO detour
+            indptr = np.concatenate(([0], np.cumsum(valid.sum(axis=1)))).astype(np.int64)
             self._two_hop[name] = sp.csr_matrix(
-                (lists.scores.ravel()[valid],
-                 (np.repeat(np.arange(n), depth)[valid], lists.rows.ravel()[valid])),
+                (lists.scores[valid], lists.rows[valid].astype(np.int64), indptr),
                 shape=(n, n))
         return self._two_hop[name]
 

@@ -41,6 +41,13 @@ def _absolute(path: str) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
+def _stem(path: str) -> str:
+    """A path's file name without its last suffix (``Path.stem``, without a Path)."""
+    name = path.rsplit(os.sep, 1)[-1]
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
 def _slug(text: str) -> str:
     return text.rstrip("/").rsplit("/", 1)[-1].removesuffix(".md")
 
@@ -65,18 +72,22 @@ class References:
         self.by_id: dict[str, int] = {}
         self.by_path: dict[str, int] = {}
         self.by_slug: dict[str, int] = {}
-        for row, a in enumerate(articles):
-            self.by_url.setdefault(a.url, row)
-            if a.id is not None:
-                self.by_id.setdefault(a.id, row)
-            path = str(a.path)
-            self.by_path.setdefault(path, row)
+        # reversed, so that the first article of a key wins: plain dict builds, no setdefault
+        # per article (a server builds this after every update)
+        last = len(articles) - 1
+        backwards = [(last - i, a) for i, a in enumerate(reversed(articles))]
+        self.by_url = {a.url: row for row, a in backwards}
+        self.by_id = {a.id: row for row, a in backwards if a.id is not None}
+        paths = [(row, str(a.path)) for row, a in backwards]
+        self.by_path = {path: row for row, path in paths}
+        for row, path in paths:
             if not self.relative or os.path.isabs(path):
-                self.by_path.setdefault(
-                    self._from_root(path) if paths_from_root else _absolute(path), row)
-            self.by_slug.setdefault(_slug(a.url), row)
-        for row, a in enumerate(articles):  # file names after url slugs
-            self.by_slug.setdefault(a.path.stem, row)
+                key = self._from_root(path) if paths_from_root else _absolute(path)
+                if key not in self.by_path or self.by_path[key] > row:
+                    self.by_path[key] = row
+        # file names after url slugs
+        self.by_slug = {_stem(path): row for row, path in paths}
+        self.by_slug.update({_slug(a.url): row for row, a in backwards})
         self._real: dict[str, int] | None = None
 
     def _from_root(self, path: str) -> str:

@@ -35,6 +35,8 @@ from recommender.corpus import (
     Article,
     Corpus,
     FieldWarning,
+    LinkChanges,
+    LinkMemo,
     LoadIssue,
     build_corpus,
     check_file,
@@ -115,6 +117,7 @@ class ScanCache:
 
     listing: list[tuple[str, Stamp]]
     paths: dict[str, Path]
+    links: LinkMemo | None = None  # how the scan's corpus resolved its links
 
 
 @dataclass
@@ -298,8 +301,14 @@ def scan_folder(root: str | Path, known: Known | None = None, schema: Schema | N
         if isinstance(item, Article):
             stamps.setdefault(item.url, article_stamps.get(position, stamp))
             subjects.setdefault(item.url, item.subject)
+    links = None
+    if known.cache is not None and known.cache.links is not None and not reread:
+        fresh = [item for i in to_read if isinstance(item := items[i], Article)]
+        links = _link_changes(known, listing, fresh, [listing[i][0] for i in to_read],
+                              known.cache.links)
     corpus = build_corpus(root, [*unread, *(i for i in items if i is not None), *warnings],
-                          files=len(listing) + len(unread), schema=schema, schema_reason=reason)
+                          files=len(listing) + len(unread), schema=schema, schema_reason=reason,
+                          links=links)
     if not corpus.articles:
         raise CorpusError(f"content folder {root}: none of its {len(listing)} files is an "
                           "article")
@@ -315,4 +324,19 @@ def scan_folder(root: str | Path, known: Known | None = None, schema: Schema | N
     if len(paths) > 2 * len(listing):  # files come and go: forget the departed
         paths = {p: paths[p] for p, _ in listing if p in paths}
     return FolderScan(corpus, stamps, subjects, read_urls, issues, len(to_read), started,
-                      ScanCache(listing, paths))
+                      ScanCache(listing, paths, corpus.links))
+
+
+def _link_changes(known: Known, listing: list[tuple[str, Stamp]], fresh: list[Article],
+                  read_paths: list[str], memo: LinkMemo) -> LinkChanges:
+    """What a scan changed that links can name: the urls and ids of every article read
+    again (before and after) and of every article whose file went away."""
+    listed = {path for path, _ in listing}
+    departed = [path for path in known.articles if path not in listed]
+    names: set[str] = set()
+    for article in [*(known.articles[p][0] for p in [*read_paths, *departed]
+                      if p in known.articles), *fresh]:
+        names.add(article.url)
+        if article.id is not None:
+            names.add(article.id)
+    return LinkChanges(memo, frozenset(a.url for a in fresh), frozenset(names))

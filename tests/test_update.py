@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from recommender.config import BuildConfig, RankingConfig, UpdateConfig, VectorConfig
+from recommender.corpus import Corpus, load_corpus
 from recommender.neighbours import compute_lists, compute_suggestions
 from recommender.pipeline import Snapshot, corpus_fingerprint, load_index, open_index
 from recommender.ranking_state import UNKNOWN, NeighbourLists
@@ -170,6 +171,37 @@ def test_deletions_move_spare_entries_up_instead_of_computing_lists_again(demo_c
     for name, lists in after.ranking.lists.items():
         np.testing.assert_array_equal(reloaded.ranking.lists[name].spare_rows,
                                       lists.spare_rows)
+
+
+OVERFITTING = "computer-science/what-is-overfitting-in-machine-learning.md"
+
+
+def resolved(corpus: Corpus) -> tuple[list[tuple[str, tuple[str, ...]]], dict]:
+    report = corpus.report.as_dict()
+    return [(a.url, a.links) for a in corpus.articles], {
+        k: report[k] for k in ("links", "dangling_links", "articles_with_links",
+                               "articles_without_links")}
+
+
+def test_an_update_resolves_links_as_a_full_load_does(demo_copy: Path):
+    """The server's updates resolve again only the links a change can reach; what they
+    give is what loading the whole folder gives: links, counts and dangling links."""
+    opened = open_index(demo_copy, SMALL, None)
+    target = demo_copy / OVERFITTING
+    original = target.read_text(encoding="utf-8")
+    steps = [
+        lambda: target.unlink(),  # cited by another article: its link now dangles
+        lambda: target.write_text(original, encoding="utf-8"),  # back: the link resolves
+        lambda: edit(demo_copy, OVERFITTING, "id: 9020", "id: 9920"),  # cited by id too
+        lambda: add_copy_of(demo_copy, GREEN, "why-do-leaves-change-colour", "Autumn."),
+    ]
+    leaves = demo_copy / "biology" / "why-do-leaves-change-colour.md"
+    for n, step in enumerate(steps):
+        step()
+        opened = open_index(demo_copy, SMALL, None, previous=opened.snapshot,
+                            only=[str(target), str(leaves)])
+        assert opened.action == "updated", n
+        assert resolved(opened.corpus) == resolved(load_corpus(demo_copy))
 
 
 def test_deleted_articles_are_never_suggested(demo_copy: Path, tmp_path: Path):
