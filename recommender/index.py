@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +160,23 @@ class Index:
         if name not in self._derived:
             self._derived[name] = compute()
         return self._derived[name]
+
+    def carry_rows(self, previous: Index, source: np.ndarray,
+                   compute: dict[str, Callable[[Sequence[Article]], np.ndarray]]) -> None:
+        """Per-row derived arrays from ``previous``'s: a kept row (``source[row]`` its old
+        row, -1 for a fresh one) keeps its value, fresh rows are computed (an update does not
+        walk every article again). Only the arrays ``previous`` had computed."""
+        fresh = np.flatnonzero(source < 0)
+        kept = np.flatnonzero(source >= 0)
+        for name, of in compute.items():
+            old = previous._derived.get(name)
+            if old is None:
+                continue
+            values = np.empty(len(source), dtype=old.dtype)
+            values[kept] = old[source[kept]]
+            if len(fresh):
+                values[fresh] = of([self.articles[i] for i in fresh])
+            self._derived[name] = values
 
     @property
     def vectors(self) -> np.ndarray:

@@ -61,7 +61,7 @@ from recommender.neighbours import (
     patch_lists,
     patch_suggestions,
 )
-from recommender.ranking import Ranker
+from recommender.ranking import ROW_ARRAYS, Ranker
 from recommender.ranking_state import (
     FitInfo,
     RankerChoice,
@@ -376,6 +376,9 @@ class UpdatePlan:
         return not (self.added or self.changed or self.deleted or self.metadata)
 
 
+_NO_STAMP = Stamp(0, -1)  # an article the scan has no stamp of
+
+
 def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
                 full: bool = False) -> UpdatePlan:
     """Compare a scan with the snapshot it was scanned against: who was added, changed,
@@ -389,8 +392,24 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
     index_articles: list[Article] = []
     matched: list[int] = []
     plan = UpdatePlan(scan, articles, sources, index_articles, matched, source)
+    read, stamps, subjects = scan.read, scan.stamps, scan.subjects
     for i, a in enumerate(articles):
         j = old_row.get(a.url)
+        if j is not None and a.url not in read:  # not read: most of a watcher's folder
+            before, known = old.articles[j], old.sources[j]
+            stamp, subject = stamps.get(a.url, _NO_STAMP), subjects.get(a.url, a.subject)
+            if (stamp is known.stamp or stamp == known.stamp) and subject == known.subject:
+                sources.append(known)  # the same object: later comparisons are identity
+            else:
+                sources.append(Source(known.fingerprint, stamp, subject))
+            matched.append(j)
+            source[i] = j
+            if sources[-1] is known and a.subject == before.subject and a.links == before.links:
+                index_articles.append(before)
+            else:
+                plan.metadata += 1
+                index_articles.append(_index_copy(a, root))
+            continue
         matched.append(-1 if j is None else j)
         if a.url in scan.read:
             fingerprint = article_fingerprint(a, config)
@@ -399,7 +418,7 @@ def plan_update(previous: Snapshot, scan: FolderScan, config: BuildConfig,
         else:  # known but never ranked (e.g. a duplicate url that now wins): read its text
             articles[i] = a = _with_text(a, scan.corpus.schema_of(a), root)
             fingerprint = article_fingerprint(a, config)
-        stamp = scan.stamps.get(a.url, Stamp(0, -1))
+        stamp = scan.stamps.get(a.url, _NO_STAMP)
         sources.append(Source(fingerprint, stamp, scan.subjects.get(a.url, a.subject)))
         if j is None:
             plan.added.append(a.url)
@@ -443,7 +462,8 @@ def _updated_fingerprint(previous: Snapshot, plan: UpdatePlan) -> str:
     combined = int(known, 16)
     for i, a in enumerate(plan.index_articles):
         j = plan.matched[i]
-        if j >= 0 and a is old.articles[j] and plan.sources[i] == old.sources[j]:
+        if j >= 0 and a is old.articles[j] and (
+                plan.sources[i] is old.sources[j] or plan.sources[i] == old.sources[j]):
             continue
         combined ^= _article_hash(a, plan.sources[i])
         if j >= 0:
@@ -491,6 +511,7 @@ def apply_update(previous: Snapshot, plan: UpdatePlan, cache_dir: Path | None = 
     index = Index(config, old.root, plan.index_articles, plan.sources,
                   old.search.replaced(vectors), scan.issues, schema=scan.corpus.schema,
                   scan_cache=scan.cache)
+    index.carry_rows(old, plan.source, ROW_ARRAYS)
     t = time.perf_counter()
     n = len(plan.articles)
     if plan.refit:

@@ -34,14 +34,14 @@ evaluation fits the model with folds grouped by publication batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.config import RankingConfig
-from recommender.corpus import subject_key
+from recommender.corpus import Article, subject_key
 from recommender.index import Index
 from recommender.learned import (  # noqa: F401  (re-exported: the model's home before)
     SIGNALS,
@@ -96,10 +96,8 @@ class Ranker:
         self.index, self.state = index, state
         self.config: RankingConfig = index.config.ranking
         self.n = len(index.articles)
-        self.excluded = index.derived("excluded", lambda: np.array(
-            [a.no_index for a in index.articles], dtype=bool))
-        self.subject = index.derived("subjects", lambda: np.array(
-            [hash(subject_key(a.subject)) for a in index.articles]))
+        self.excluded = index.derived("excluded", lambda: ROW_ARRAYS["excluded"](index.articles))
+        self.subject = index.derived("subjects", lambda: ROW_ARRAYS["subjects"](index.articles))
         self.learned = self.config.method == "learned"
         self.signals = list(state.active)
         self.lists: dict[str, NeighbourLists] = state.lists
@@ -608,6 +606,15 @@ class Ranker:
         return Candidates(np.concatenate([p.query for p in parts]),
                           np.concatenate([p.row for p in parts]),
                           np.concatenate([p.features for p in parts]))
+
+
+#: per-row arrays a ranker reads, by name, from the articles; each row's value depends on
+#: its own article only, so an update carries kept rows' values over (pipeline.py)
+ROW_ARRAYS: dict[str, Callable[[Sequence[Article]], np.ndarray]] = {
+    "excluded": lambda articles: np.array([a.no_index for a in articles], dtype=bool),
+    "subjects": lambda articles: np.array([hash(subject_key(a.subject)) for a in articles],
+                                          dtype=np.int64),
+}
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -120,8 +120,8 @@ class Recommender:
         self.ranker = snapshot.ranker()
         self.suggestions = snapshot.ranking.suggestions
         self.articles = snapshot.articles
-        self.row_of = {a.url: i for i, a in enumerate(self.articles)}
         self.references = References(self.articles, snapshot.index.root, paths_from_root=True)
+        self.row_of = self.references.by_url  # an index's urls are unique: the same map
         content_ids: dict[str, int] = {}
         self._content = np.array(  # copies share one small integer
             [content_ids.setdefault(a.content_key, len(content_ids)) for a in self.articles],

@@ -17,6 +17,7 @@ from recommender.config import BuildConfig, RankingConfig, UpdateConfig, VectorC
 from recommender.corpus import Corpus, load_corpus
 from recommender.neighbours import compute_lists, compute_suggestions
 from recommender.pipeline import Snapshot, corpus_fingerprint, load_index, open_index
+from recommender.ranking import ROW_ARRAYS
 from recommender.ranking_state import UNKNOWN, NeighbourLists
 from recommender.recommender import Recommender
 from recommender.vectors import recall_against_exact
@@ -202,6 +203,10 @@ def test_an_update_resolves_links_as_a_full_load_does(demo_copy: Path):
                             only=[str(target), str(leaves)])
         assert opened.action == "updated", n
         assert resolved(opened.corpus) == resolved(load_corpus(demo_copy))
+        opened.snapshot.ranker()  # computes the per-row arrays the next update carries over
+        for name, of in ROW_ARRAYS.items():  # carried over from the previous snapshot's
+            np.testing.assert_array_equal(opened.snapshot.index._derived[name],
+                                          of(opened.snapshot.articles))
 
 
 def test_deleted_articles_are_never_suggested(demo_copy: Path, tmp_path: Path):
