@@ -343,7 +343,7 @@ def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderSca
         "signals": {"active": list(state.active), "off": state.off},
         "ranker": state.ranker.as_dict(),
         "text_ranker": choose_text_model(config, state.active)[1].as_dict(),
-        "vectors": {"index": config.vectors.index},
+        "vectors": index.search.describe(),
         "fit": dataclasses.asdict(state.fit),
         "last_change": report,
         "build_seconds": report["seconds"],

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from recommender.cli import app
 from recommender.cli import core as _core  # noqa: F401  (registers build, related)
-from recommender.config import BuildConfig
+from recommender.config import BuildConfig, VectorConfig
 from recommender.corpus import load_corpus
 from recommender.pipeline import build_index, load_index
 from recommender.recommender import Recommender
@@ -53,9 +53,13 @@ def test_ray_build_gives_the_local_build_s_index_and_suggestions(cluster, tmp_pa
     np.testing.assert_allclose(on_ray.index.vectors, local.index.vectors, atol=1e-6)
     assert np.array_equal(on_ray.ranking.suggestions.rows, local.ranking.suggestions.rows)
     assert _suggested(on_ray) == _suggested(local)
-    # a second Ray build takes every vector from the cache
-    again = build_on_ray(DEMO, config, None, cache_dir=tmp_path / "cache-ray")
+    # a second Ray build takes every vector from the cache; sharded, the same suggestions
+    sharded = config.model_copy(update={"vectors": VectorConfig(index="hnsw", shards=2)})
+    again = build_on_ray(DEMO, sharded, tmp_path / "sharded", cache_dir=tmp_path / "cache-ray")
     assert again.snapshot.manifest["counts"]["embedded"] == 0
+    assert again.snapshot.manifest["vectors"]["shards"]["rows"] == [30, 31]
+    assert (tmp_path / "sharded" / "vectors.shard-001.faiss").exists()
+    assert _suggested(load_index(tmp_path / "sharded")) == _suggested(local)
 
 
 def test_cli_engine_ray_and_its_options(cluster, tmp_path: Path, monkeypatch):
