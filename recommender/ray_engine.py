@@ -13,8 +13,11 @@ and keeps everything else as it is, so both engines write the same index:
 2. texts whose vectors are not in the embedding cache are embedded by
    ``map_batches`` over a pool of actors, each loading the configured encoder once
    (:func:`~recommender.encoders.load_encoder`); the new vectors go into the cache;
-3. the vectors are handed to :func:`~recommender.pipeline.build_snapshot` (search
-   index, sparse signals, neighbour lists, suggestions) and saved as any index.
+3. with ``vectors.shards`` > 1 (HNSW or IVF), each shard's FAISS index is built by
+   a Ray task (:func:`search_on_ray`);
+4. the vectors and their search are handed to
+   :func:`~recommender.pipeline.build_snapshot` (sparse signals, neighbour lists,
+   suggestions) and saved as any index.
 
 Without ``address`` a local cluster of ``workers`` CPUs is started on loopback and
 stopped at the end; with one, the build joins that cluster (every node needs this
@@ -35,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
-from recommender.config import BuildConfig
+from recommender.config import BuildConfig, VectorConfig
 from recommender.corpus import Article, read_one
 from recommender.embedding import (
     EmbeddingCache,
@@ -53,6 +57,7 @@ from recommender.pipeline import Opened, build_snapshot, save_index
 from recommender.schema import Schema
 from recommender.sources import Read, scan_folder
 from recommender.text import clean_once, prepare_text, text_hash
+from recommender.vectors import Shards, VectorSearch, faiss_index, shard_bounds
 
 #: files per parsing task: large enough that a task's overhead (milliseconds) is noise
 PARSE_BATCH = 512
@@ -197,6 +202,27 @@ def _embed_articles(articles: list[Article], config: BuildConfig, workers: int,
         cache.close()
 
 
+# -- shards ---------------------------------------------------------------------------------
+
+
+def _build_shard(vectors: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """Ray task: one shard's FAISS index, serialised (FAISS indexes do not pickle)."""
+    return faiss.serialize_index(faiss_index(vectors, VectorConfig.model_validate(config)))
+
+
+def search_on_ray(vectors: np.ndarray, config: VectorConfig) -> VectorSearch:
+    """The vector search of ``vectors``; its shards built by Ray tasks, one a shard, when
+    the configuration has several (a graph or clusters: flat shards are a copy)."""
+    if config.shards <= 1 or config.index == "flat":
+        return VectorSearch(vectors, config)
+    ray = _ray()
+    task = ray.remote(_build_shard)
+    refs = [task.remote(vectors[a:b], config.model_dump(mode="json"))
+            for a, b in shard_bounds(len(vectors), config.shards)]
+    return VectorSearch(vectors, config, Shards([faiss.deserialize_index(b)
+                                                 for b in ray.get(refs)]))
+
+
 # -- the build -----------------------------------------------------------------------------
 
 
@@ -207,6 +233,7 @@ def build_on_ray(content_dir: str | Path, config: BuildConfig | None = None,
     """Build the index of ``content_dir`` from scratch with parsing and embedding on Ray
     (see the module docstring); saved to ``index_dir`` if given, as a local build is."""
     config = config or BuildConfig()
+    content_dir = Path(os.path.abspath(content_dir))  # the workers' working folder differs
     started = time.perf_counter()
     timings: dict[str, float] = {}
     with ray_cluster(address, workers) as cpus, clean_once():
@@ -218,7 +245,11 @@ def build_on_ray(content_dir: str | Path, config: BuildConfig | None = None,
                                          on_progress)
         timings["embed"] = time.perf_counter() - t
         t = time.perf_counter()
-        snapshot = build_snapshot(scan.corpus, config, cache_dir, scan=scan, vectors=vectors)
+        search = search_on_ray(vectors, config.vectors)
+        timings["vector_index"] = time.perf_counter() - t
+        t = time.perf_counter()
+        snapshot = build_snapshot(scan.corpus, config, cache_dir, scan=scan, vectors=vectors,
+                                  search=search)
         timings["rank"] = time.perf_counter() - t
     manifest = snapshot.manifest
     manifest["counts"].update(embedded=stats.embedded, from_cache=stats.cached)
