@@ -4,7 +4,7 @@ Run (each under ``flock /work/cpu.lock``)::
 
     python -m benchmarks.scale /work/shared/corpora/quicktakes-dev --out results/scale.json
     python -m benchmarks.scale /work/shared/corpora/quicktakes-dev --dev-build \\
-        --out results/scale_dev_build.json
+        --out results/scale_dev_build.json   # the engines on the dev corpus only
 
 **The synthetic corpus.** No public Q&A corpus of a million articles is on this
 machine, so one is generated, reproducibly, by recombining the dev corpus's
@@ -49,9 +49,10 @@ throughput, memory, latency and ANN recall, not of suggestion quality.
    the measured 2-worker efficiency (assumed to hold; an assumption, stated), and
    the hours a 1M and a 10M corpus would take.
 
-``--dev-build``: the real dev corpus built by the local engine and by the Ray engine
-(2 local workers), one after the other in one run, each with an empty embedding
-cache; wall times and whether they suggest the same articles.
+First of all (and alone with ``--dev-build``): the real dev corpus built by the
+local engine and by the Ray engine (2 local workers), one after the other in one
+run, each with an empty embedding cache; wall times and whether they suggest the
+same articles.
 """
 
 from __future__ import annotations
@@ -392,17 +393,17 @@ def main() -> None:
     args = parser.parse_args()
     config = BuildConfig()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    dev = dev_build(args.content, config)
     if args.dev_build:
-        result = dev_build(args.content, config)
         write_results(args.out, {**stamp({"content": str(args.content),
                                           "config": config.model_dump(mode="json")}),
-                                 "dev_build": result})
+                                 "dev_build": dev})
         return
     gen = Generator(args.content, args.seed)
     print(f"generator: {len(gen.titles)} seed articles", flush=True)
     tp = throughput(gen, args.subset, config)
     big = million(args, gen, config)
-    result = {"subset_throughput": tp, "synthetic": big,
+    result = {"dev_build": dev, "subset_throughput": tp, "synthetic": big,
               "projection": projection(tp, big["embedding"]),
               "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
               "targets": {"recall@10>=0.95": big["chosen"]["recall@10"] >= 0.95,
