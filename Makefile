@@ -67,5 +67,4 @@ bench: setup
 	$(BIN)/recommender evaluate $(CORPUS) --output results/evaluation --frontier results/quality_frontier.png
 	$(BIN)/python -m benchmarks.fill_dev_corpus $(CORPUS) --suggester index --index $(DEV_INDEX) --out results/fill_dev_corpus.json
 	$(BIN)/python -m benchmarks.load_api --index $(DEV_INDEX) --content $(CORPUS) --out results/load_api.json
-	$(BIN)/python -m benchmarks.scale $(CORPUS) --dev-build --out results/scale_dev_build.json
 	$(BIN)/python -m benchmarks.scale $(CORPUS) --out results/scale.json
