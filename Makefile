@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,onnx,distill]"
+	$(BIN)/pip install -q -e ".[test,onnx,distill,ray]"
 	touch $@
 
 PORT ?= 8000
@@ -67,3 +67,4 @@ bench: setup
 	$(BIN)/recommender evaluate $(CORPUS) --output results/evaluation --frontier results/quality_frontier.png
 	$(BIN)/python -m benchmarks.fill_dev_corpus $(CORPUS) --suggester index --index $(DEV_INDEX) --out results/fill_dev_corpus.json
 	$(BIN)/python -m benchmarks.load_api --index $(DEV_INDEX) --content $(CORPUS) --out results/load_api.json
+	$(BIN)/python -m benchmarks.scale $(CORPUS) --out results/scale.json

@@ -84,6 +84,8 @@ class VectorConfig(BaseModel):
     ``nlist`` clusters, ``nprobe`` searched) are approximate and meant for corpora of
     millions; ``python -m benchmarks.vector_search`` measures their recall against
     exact search. Whatever finds the candidates, their scores are exact cosines.
+    ``shards`` splits the index into several searched together (see the README's
+    "Scaling" section).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,6 +96,12 @@ class VectorConfig(BaseModel):
     ef_search: int = Field(128, ge=8, le=4096)
     nlist: int = Field(0, ge=0, description="0: about 4 * sqrt(articles)")
     nprobe: int = Field(16, ge=1)
+    #: IVF only: 0 stores the vectors (IVF-Flat); m > 0 compresses each into m bytes (IVF-PQ,
+    #: m sub-quantizers of 8 bits; m must divide the dimension): a fraction of the memory
+    pq_m: int = Field(0, ge=0, le=256)
+    #: cut the rows into this many shards, each its own index of the kind above, searched
+    #: together and merged by score (recommender.vectors.Shards); 1: one index
+    shards: int = Field(1, ge=1, le=1024)
 
 
 class UpdateConfig(BaseModel):

@@ -14,7 +14,8 @@ without the content folder::
                       not read them again while they stay the same); "held" ones are
                       articles whose last good version is still served
     vectors.npy       (n, dim) float32 L2-normalised embeddings, one row per article
-    vectors.faiss     the FAISS graph or clusters, for an HNSW or IVF search only
+    vectors.faiss     the FAISS graph or clusters, for an HNSW or IVF search only;
+                      sharded (``vectors.shards``): vectors.shard-000.faiss, ... one a shard
     ranking/          the ranking state (see recommender.ranking_state)
 
 Everything is written into a temporary sibling directory that is renamed into
@@ -46,7 +47,7 @@ from recommender.embedding import default_cache_dir
 from recommender.errors import IndexCorrupt, IndexMismatch, IndexNotFound, SchemaError
 from recommender.schema import Schema
 from recommender.sources import FileIssue, ScanCache, Source, Stamp, relative_path
-from recommender.vectors import VectorSearch
+from recommender.vectors import Shards, VectorSearch, shard_bounds
 
 #: 3: ranking state in ranking/, per-article sources, vectors.npy; 4: schema.yaml, and
 #: each article's short front-matter values
@@ -380,12 +381,16 @@ def read_index(directory: str | Path, expected: BuildConfig | None = None) -> In
     faiss_index = None
     if config.vectors.index != "flat":
         try:
-            faiss_index = VectorSearch.read(directory / FAISS)
+            faiss_index = VectorSearch.read(directory / FAISS, config.vectors)
         except RuntimeError as error:
             raise IndexCorrupt(f"{directory / FAISS}: cannot be read: {error}") from None
         if faiss_index.ntotal != n or faiss_index.d != vectors.shape[1]:
             raise IndexCorrupt(f"{directory / FAISS} holds {faiss_index.ntotal} vectors of "
                                f"dimension {faiss_index.d}, expected {n} of {vectors.shape[1]}")
+        if isinstance(faiss_index, Shards) and [b - a for a, b in shard_bounds(
+                n, config.vectors.shards)] != [int(s.ntotal) for s in faiss_index.shards]:
+            raise IndexCorrupt(f"{directory / FAISS}: its shards do not hold the rows "
+                               f"{shard_bounds(n, config.vectors.shards)}")
     search = VectorSearch(vectors, config.vectors, faiss_index)
     root = Path(manifest.get("corpus", {}).get("root", "."))
     schema = None

@@ -272,11 +272,13 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
                    scan: FolderScan | None = None, model: LearnedModel | None = None,
                    origin: str | None = None, reuse: RankingState | None = None,
                    reuse_dense: bool = False, suggestions: bool = True,
-                   vectors: np.ndarray | None = None) -> Snapshot:
+                   vectors: np.ndarray | None = None,
+                   search: VectorSearch | None = None) -> Snapshot:
     """Everything from scratch: embed (reusing cached vectors), fit the signals, rank.
 
     ``scan``: the scan the corpus came from (file stamps and subjects as written);
-    ``vectors``: embeddings already computed for these articles and configuration.
+    ``vectors``: embeddings already computed for these articles and configuration;
+    ``search``: their vector search, already built (e.g. shards built on a cluster).
     """
     config = config or BuildConfig()
     started = time.perf_counter()
@@ -285,7 +287,7 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
         vectors, stats = embed_articles(articles, config, cache_dir, on_progress)
     else:
         stats = EmbeddingStats(texts=len(articles), cached=len(articles))
-    search = VectorSearch(vectors, config.vectors)
+    search = search if search is not None else VectorSearch(vectors, config.vectors)
     sources = [Source(article_fingerprint(a, config),
                       scan.stamps[a.url] if scan is not None else _stamp(a),
                       scan.subjects.get(a.url, a.subject) if scan is not None else a.subject)
@@ -343,7 +345,7 @@ def _manifest(index: Index, state: RankingState, corpus: Corpus, scan: FolderSca
         "signals": {"active": list(state.active), "off": state.off},
         "ranker": state.ranker.as_dict(),
         "text_ranker": choose_text_model(config, state.active)[1].as_dict(),
-        "vectors": {"index": config.vectors.index},
+        "vectors": index.search.describe(),
         "fit": dataclasses.asdict(state.fit),
         "last_change": report,
         "build_seconds": report["seconds"],

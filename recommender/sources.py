@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +191,9 @@ def _known_stamp(known: Known, path: str) -> Stamp:
 
 
 Read = tuple[Article | LoadIssue, list[FieldWarning]]
+#: parses files (paths, relative paths, schema) into one :data:`Read` per file, in order:
+#: this module's process pool by default, Ray workers under ``build --engine ray``
+Reader = Callable[[list[Path], list[str], Schema], list[Read]]
 
 
 def _read_all(paths: list[Path], rels: list[str], schema: Schema) -> list[Read]:
@@ -212,12 +215,13 @@ def _read(paths: list[Path], rels: list[str], schema: Schema) -> list[Read]:
 
 def scan_folder(root: str | Path, known: Known | None = None, schema: Schema | None = None,
                 only: Iterable[str | Path] | None = None, keep_last_good: bool = False,
-                reread: bool = False) -> FolderScan:
+                reread: bool = False, reader: Reader | None = None) -> FolderScan:
     """Scan ``root`` against what an index ``known``; read only new or changed files.
 
     ``only``: the files known to have changed (e.g. from a file watcher); every
     other file is taken as unchanged without a ``stat``. ``reread``: read every
-    file (a full load). ``schema``: which field holds what (``None``: detected from a
+    file (a full load). ``reader``: what parses the files to read (default: local
+    processes). ``schema``: which field holds what (``None``: detected from a
     sample of the files; the corpus' report says which and why). Raises
     :class:`CorpusError` if the folder is unusable.
     """
@@ -280,8 +284,8 @@ def scan_folder(root: str | Path, known: Known | None = None, schema: Schema | N
         else:
             items.append(None)
             to_read.append(position)
-    parsed = _read([full(listing[i][0]) for i in to_read], [listing[i][0] for i in to_read],
-                   schema)
+    parsed = (reader or _read)([full(listing[i][0]) for i in to_read],
+                               [listing[i][0] for i in to_read], schema)
     read_urls: set[str] = set()
     warnings: list[FieldWarning] = []
     for position, (item, field_warnings) in zip(to_read, parsed, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from pathlib import Path
@@ -53,6 +54,13 @@ DiversityOpt = Annotated[float, typer.Option(
          "relevance for variety (0: the ranking as it is)")]
 CrossOpt = Annotated[bool, typer.Option(
     "--cross-subject", help="Only suggest articles of another subject than the source")]
+
+
+class Engine(enum.StrEnum):
+    """Where ``build`` parses and embeds (see :mod:`recommender.ray_engine`)."""
+
+    local = "local"
+    ray = "ray"
 
 
 def load_config(config: Path | None, model: str | None) -> BuildConfig:
@@ -189,6 +197,15 @@ def build(
     force: Annotated[bool, typer.Option(
         "--force", help="Rebuild from scratch even if an index of this folder and "
         "configuration exists (embeddings still come from the cache)")] = False,
+    engine: Annotated[Engine, typer.Option(
+        "--engine", help="local: this machine's processes (updates an existing index); "
+        "ray: parse and embed on a Ray cluster, always a full build")] = Engine.local,
+    address: Annotated[Optional[str], typer.Option(
+        "--address", help="With --engine ray: the Ray cluster to join (e.g. "
+        "ray://head:10001); default: a local cluster on loopback, stopped at the end")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=1, help="With --engine ray and no --address: CPUs of the local "
+        "cluster [default: all]")] = None,
 ) -> None:
     """Build the index of CONTENT_DIR, or bring an existing one up to date with it.
 
@@ -199,10 +216,19 @@ def build(
     cfg = load_config(config, model)
     index_dir = resolve_index_dir(index)
     chosen = load_schema(schema, content_dir)[0] if schema else None
+    if engine is Engine.local and (address or workers):
+        raise typer.BadParameter("--address and --workers need --engine ray",
+                                 param_hint="--engine")
     started = time.perf_counter()
     with EmbeddingBar(enabled=not quiet) as bar:
-        opened = open_index(content_dir, cfg, index_dir, cache_dir=cache_dir, on_progress=bar,
-                            rebuild=force, full=full, schema=chosen)
+        if engine is Engine.ray:
+            from recommender.ray_engine import build_on_ray  # Ray is an optional extra
+            opened = build_on_ray(content_dir, cfg, index_dir, cache_dir=cache_dir,
+                                  on_progress=bar, schema=chosen, address=address,
+                                  workers=workers)
+        else:
+            opened = open_index(content_dir, cfg, index_dir, cache_dir=cache_dir,
+                                on_progress=bar, rebuild=force, full=full, schema=chosen)
     print_load_report(opened.corpus.report)
     if report:
         report.write_text(json.dumps(opened.corpus.report.as_dict(), indent=2,
