@@ -30,7 +30,7 @@ from recommender.recommender import Recommender
 from .conftest import DEMO, ROOT, cli_env
 
 LEUKEMIA = "what-are-the-latest-advancements-in-radiation-therapy-for-leukemia"
-DEFAULT_RANKER = ROOT / "models" / "ranker" / "default.json"
+DEFAULT_RANKER = ROOT / "models" / "ranker" / "default.lgb.txt"
 #: the files that make the wheel (everything else in the repository stays out of it)
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "recommender", "api", "models")
 #: locally built, git-ignored model artefacts: never copied into a wheel
@@ -53,8 +53,10 @@ def test_a_checkout_uses_its_own_models_folder(monkeypatch: pytest.MonkeyPatch):
 def test_override_folder_is_searched_first_then_the_built_in_models(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "ranker").mkdir()
-    (tmp_path / "ranker" / "default.json").write_bytes(DEFAULT_RANKER.read_bytes())
+    (tmp_path / "ranker" / "default.json").write_bytes(
+        (ROOT / "models" / "ranker" / "logistic.json").read_bytes())
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(tmp_path))
+    # the override's folder wins, whichever kind of model file each folder holds
     assert ranker_path("default") == tmp_path / "ranker" / "default.json"
     # what the override folder lacks still comes from the built-in models
     assert resolve_model_path("registry.yaml", "registry") == ROOT / "models" / "registry.yaml"
@@ -65,7 +67,8 @@ def test_a_missing_ranker_is_an_error_naming_it_never_a_fallback(
     config = BuildConfig(model="hashing", ranking=RankingConfig(model="nope"))
     with pytest.raises(ModelNotAvailable,
                        match=r"learned-ranker parameters 'nope' not found: looked for "
-                             r"ranker/nope.json in .*to get it: python -m benchmarks.fit_ranker"):
+                             r"ranker/nope.lgb.txt or ranker/nope.json in .*to get it: "
+                             r"python -m benchmarks.fit_ranker"):
         build_index(demo_corpus, config, None, tmp_path / "cache")
     missing_file = BuildConfig(model="hashing",
                                ranking=RankingConfig(model=str(tmp_path / "mine.json")))
@@ -100,12 +103,12 @@ def test_an_index_built_with_another_ranker_file_is_not_current(
     assert open_index(demo_copy, config, index, cache_dir=tmp_path / "cache").action == "current"
     override = tmp_path / "models"
     (override / "ranker").mkdir(parents=True)
-    (override / "ranker" / "default.json").write_text(
-        DEFAULT_RANKER.read_text().replace('"note": "', '"note": "edited; '))
+    (override / "ranker" / "default.lgb.txt").write_text(DEFAULT_RANKER.read_text() + "\n")
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(override))
     rebuilt = open_index(demo_copy, config, index, cache_dir=tmp_path / "cache")
     assert (rebuilt.action, rebuilt.reason) == ("built", "the learned-ranker file changed")
-    assert rebuilt.snapshot.manifest["ranker"]["file"] == str(override / "ranker" / "default.json")
+    assert rebuilt.snapshot.manifest["ranker"]["file"] == str(
+        override / "ranker" / "default.lgb.txt")
 
 
 def test_version_option():
@@ -224,7 +227,7 @@ def test_wheel_in_a_fresh_venv_builds_and_ranks_with_the_packaged_models(
     ranker = manifest["ranker"]
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert ranker["kind"] == "learned"
-    assert Path(ranker["file"]) == site / "recommender_models" / "ranker" / "default.json"
+    assert Path(ranker["file"]) == site / "recommender_models" / "ranker" / "default.lgb.txt"
     assert ranker["sha256"] == _sha256(DEFAULT_RANKER)
     assert manifest["model"] == "minilm-static-m2v"
 
