@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--max-queries", type=int, default=12000)
-    ap.add_argument("--kind", choices=("lambdarank", "logistic"), default="lambdarank")
+    ap.add_argument("--kind", choices=("lambdarank", "logistic"), default="logistic",
+                    help="the default model is logistic (default.json); lambdarank: "
+                         "--out models/ranker/lambdarank.lgb.txt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--index", type=Path, default=None,
                     help="index of CONTENT to reuse (opened as `recommender build` would)")

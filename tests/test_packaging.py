@@ -30,7 +30,7 @@ from recommender.recommender import Recommender
 from .conftest import DEMO, ROOT, cli_env
 
 LEUKEMIA = "what-are-the-latest-advancements-in-radiation-therapy-for-leukemia"
-DEFAULT_RANKER = ROOT / "models" / "ranker" / "default.lgb.txt"
+DEFAULT_RANKER = ROOT / "models" / "ranker" / "default.json"
 #: the files that make the wheel (everything else in the repository stays out of it)
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "recommender", "api", "models")
 #: locally built, git-ignored model artefacts: never copied into a wheel
@@ -53,11 +53,11 @@ def test_a_checkout_uses_its_own_models_folder(monkeypatch: pytest.MonkeyPatch):
 def test_override_folder_is_searched_first_then_the_built_in_models(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "ranker").mkdir()
-    (tmp_path / "ranker" / "default.json").write_bytes(
-        (ROOT / "models" / "ranker" / "logistic.json").read_bytes())
+    (tmp_path / "ranker" / "default.lgb.txt").write_bytes(
+        (ROOT / "models" / "ranker" / "lambdarank.lgb.txt").read_bytes())
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(tmp_path))
     # the override's folder wins, whichever kind of model file each folder holds
-    assert ranker_path("default") == tmp_path / "ranker" / "default.json"
+    assert ranker_path("default") == tmp_path / "ranker" / "default.lgb.txt"
     # what the override folder lacks still comes from the built-in models
     assert resolve_model_path("registry.yaml", "registry") == ROOT / "models" / "registry.yaml"
 
@@ -103,12 +103,13 @@ def test_an_index_built_with_another_ranker_file_is_not_current(
     assert open_index(demo_copy, config, index, cache_dir=tmp_path / "cache").action == "current"
     override = tmp_path / "models"
     (override / "ranker").mkdir(parents=True)
-    (override / "ranker" / "default.lgb.txt").write_text(DEFAULT_RANKER.read_text() + "\n")
+    (override / "ranker" / "default.json").write_text(
+        DEFAULT_RANKER.read_text().replace('"note": "', '"note": "edited; '))
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(override))
     rebuilt = open_index(demo_copy, config, index, cache_dir=tmp_path / "cache")
     assert (rebuilt.action, rebuilt.reason) == ("built", "the learned-ranker file changed")
     assert rebuilt.snapshot.manifest["ranker"]["file"] == str(
-        override / "ranker" / "default.lgb.txt")
+        override / "ranker" / "default.json")
 
 
 def test_version_option():
@@ -227,7 +228,7 @@ def test_wheel_in_a_fresh_venv_builds_and_ranks_with_the_packaged_models(
     ranker = manifest["ranker"]
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert ranker["kind"] == "learned"
-    assert Path(ranker["file"]) == site / "recommender_models" / "ranker" / "default.lgb.txt"
+    assert Path(ranker["file"]) == site / "recommender_models" / "ranker" / "default.json"
     assert ranker["sha256"] == _sha256(DEFAULT_RANKER)
     assert manifest["model"] == "minilm-static-m2v"
 
