@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     add("fused:m2v+tfidf+desc+kw", "weighted sum of raw cosines (1,1,1,1), m2v dense",
         lambda: product("fused:m2v+tfidf+desc+kw", with_ranking(M2V_TA, method="fused")),
         m2v_embed)
-    add("learned-trees:m2v", "learned re-ranker, gradient-boosted trees, m2v dense",
-        lambda: product("learned-trees:m2v", M2V_TA, model_kind="trees"), m2v_embed,
+    add("learned-lambdarank:m2v", "learned re-ranker, LightGBM lambdarank, m2v dense",
+        lambda: product("learned-lambdarank:m2v", M2V_TA, model_kind="lambdarank"), m2v_embed,
         fitted=True)
     if cached_fraction(corpus, MINILM_Q) >= 0.999:
         add("learned:minilm-question", "learned re-ranker (logistic), MiniLM question dense",

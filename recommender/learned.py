@@ -1,8 +1,9 @@
 """The learned re-ranker's model: its features, its parameters, fitting and storage.
 
-A model is a standardised logistic regression or an ensemble of trees over the
-features :func:`feature_names` lists for the active signals (see
-:mod:`recommender.ranking` for what they mean), stored as plain JSON (no pickle).
+A model is a standardised logistic regression (stored as JSON) or a LightGBM
+LambdaRank ranker (stored as LightGBM's native model text, ``*.lgb.txt``) over
+the features :func:`feature_names` lists for the active signals (see
+:mod:`recommender.ranking` for what they mean); no pickle.
 The ranking state keeps a model together with where it came from
 (:class:`~recommender.ranking_state.RankerChoice`): the configuration names a file
 (:func:`resolve_model_path`), or the evaluation passes one fitted on training
@@ -19,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.model_files import ranker_path
+from recommender.model_files import LGB_SUFFIX, ranker_path
 
-#: the repository's models folder (shipped learned-ranker parameters live in models/ranker/)
 #: signals in feature order; those switched off are left out
 SIGNALS = ("lexical", "description", "keywords", "mentions", "dense")
 #: signals that also get a 2-hop (neighbours of neighbours) feature
@@ -38,79 +38,90 @@ def feature_names(signals: Sequence[str]) -> list[str]:
 
 @dataclass
 class LearnedModel:
-    """Parameters of the re-ranker: a logistic regression or an ensemble of trees.
+    """Parameters of the re-ranker: a logistic regression or a LightGBM ranker.
 
-    Stored as JSON (no pickle). Trees use scikit-learn's convention: go left when
-    ``x[feature] <= threshold``; the score is ``baseline + sum of leaf values``.
+    ``logistic`` is stored as JSON; ``lambdarank`` (gradient-boosted trees fitted
+    with LightGBM's pairwise LambdaRank objective, queries as groups) as LightGBM's
+    own model text (``*.lgb.txt``), loaded by ``lightgbm.Booster``: no pickle, no
+    hand-written tree walker. Scores are comparable within one query only.
     """
 
     features: list[str]
-    kind: str  # "logistic" | "trees"
+    kind: str  # "logistic" | "lambdarank"
     params: dict[str, Any]
     note: str = ""
 
+    @property
+    def suffix(self) -> str:
+        """File name ending of this kind of model."""
+        return LGB_SUFFIX if self.kind == "lambdarank" else ".json"
+
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Raw (log-odds) scores of feature rows ``x`` (n, len(features))."""
+        """Raw scores of feature rows ``x`` (n, len(features)): higher ranks first."""
         x = np.asarray(x, dtype=np.float64)
         if self.kind == "logistic":
             mean = np.asarray(self.params["mean"])
             scale = np.asarray(self.params["scale"])
             coef = np.asarray(self.params["coef"])
             return ((x - mean) / scale) @ coef + float(self.params["intercept"])
-        if self.kind == "trees":
-            return self._trees(x)
+        if self.kind == "lambdarank":
+            if len(x) == 0:
+                return np.zeros(0)
+            return np.asarray(self._booster().predict(x, raw_score=True), dtype=np.float64)
         raise ValueError(f"unknown learned model kind {self.kind!r}")
 
-    def _trees(self, x: np.ndarray) -> np.ndarray:
-        p = self.params
-        if "_arrays" not in p:  # padded (trees, nodes) arrays, built once
-            trees = p["trees"]
-            width = max(len(t["feature"]) for t in trees)
-            arrays = {}
-            for key, dtype in (("feature", np.int64), ("threshold", np.float64),
-                               ("left", np.int64), ("right", np.int64),
-                               ("leaf", bool), ("value", np.float64)):
-                a = np.zeros((len(trees), width), dtype=dtype)
-                for i, t in enumerate(trees):
-                    a[i, : len(t[key])] = t[key]
-                arrays[key] = a
-            arrays["depth"] = int(max(t["depth"] for t in trees))
-            p["_arrays"] = arrays
-        a = p["_arrays"]
-        n_trees = a["feature"].shape[0]
-        out = np.full(len(x), float(p["baseline"]))
-        tree_ix = np.arange(n_trees)[None, :]
-        for start in range(0, len(x), 20000):
-            xb = x[start : start + 20000]
-            node = np.zeros((len(xb), n_trees), dtype=np.int64)
-            rows = np.arange(len(xb))[:, None]
-            for _ in range(a["depth"] + 1):
-                leaf = a["leaf"][tree_ix, node]
-                if leaf.all():
-                    break
-                f = a["feature"][tree_ix, node]
-                go_left = xb[rows, f] <= a["threshold"][tree_ix, node]
-                nxt = np.where(go_left, a["left"][tree_ix, node], a["right"][tree_ix, node])
-                node = np.where(leaf, node, nxt)
-            out[start : start + 20000] += a["value"][tree_ix, node].sum(axis=1)
-        return out
+    def _booster(self) -> Any:
+        if "_booster" not in self.params:
+            import lightgbm
 
-    def to_json(self) -> str:
+            self.params["_booster"] = lightgbm.Booster(model_str=self.params["model_str"])
+        return self.params["_booster"]
+
+    def to_text(self) -> str:
+        """The file's text: LightGBM's model text, or JSON for the logistic model."""
+        if self.kind == "lambdarank":
+            return str(self.params["model_str"])
         params = {k: v for k, v in self.params.items() if not k.startswith("_")}
         return json.dumps({"kind": self.kind, "features": self.features, "note": self.note,
                            "params": params})
 
     @classmethod
-    def from_json(cls, text: str) -> LearnedModel:
-        """Parse and check a model; raises ValueError saying what is wrong with it."""
+    def from_text(cls, text: str) -> LearnedModel:
+        """Parse and check a model (JSON, or LightGBM's model text); raises ValueError
+        saying what is wrong with it."""
+        if not text.lstrip().startswith("{"):
+            return cls._from_lightgbm(text)
         try:
             data = json.loads(text)
             model = cls(list(data["features"]), data["kind"], data["params"],
                         data.get("note", ""))
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"not a learned-ranker model ({error!r})") from None
+        if model.kind != "logistic":
+            raise ValueError(f"unknown learned model kind {model.kind!r} (a JSON model is "
+                             "logistic; ranker trees are LightGBM model files, *.lgb.txt)")
         model.check()
         return model
+
+    @classmethod
+    def _from_lightgbm(cls, text: str) -> LearnedModel:
+        if not text.startswith("tree\n"):
+            raise ValueError("neither a JSON model nor a LightGBM model file")
+        import lightgbm
+
+        try:
+            booster = lightgbm.Booster(model_str=text)
+        except lightgbm.basic.LightGBMError as error:
+            raise ValueError(f"not a LightGBM model ({error})") from None
+        if booster.num_trees() == 0:
+            raise ValueError("the LightGBM model has no trees")
+        objective = next((line.split("=", 1)[1] for line in text.splitlines()[:20]
+                          if line.startswith("objective=")), "")
+        if not objective.startswith(("lambdarank", "rank_xendcg")):
+            raise ValueError(f"a LightGBM model with objective {objective!r}, not a ranker")
+        return cls(list(booster.feature_name()), "lambdarank",
+                   {"model_str": text, "_booster": booster},
+                   f"LightGBM {objective.split()[0]}, {booster.num_trees()} trees")
 
     def check(self) -> None:
         """Parameters agree with the features, and are finite."""
@@ -123,13 +134,9 @@ class LearnedModel:
                     raise ValueError(f"logistic '{key}' must be {width} finite numbers")
             if not np.isfinite(float(p.get("intercept", np.nan))):
                 raise ValueError("logistic 'intercept' must be a finite number")
-        elif self.kind == "trees":
-            trees = p.get("trees")
-            if not isinstance(trees, list) or "baseline" not in p:
-                raise ValueError("trees need 'baseline' and a list of 'trees'")
-            for t in trees:
-                if max(t.get("feature", [0]), default=0) >= width:
-                    raise ValueError("a tree splits on a feature the model does not have")
+        elif self.kind == "lambdarank":
+            if self._booster().num_feature() != width:
+                raise ValueError("the LightGBM model's features are not the model's")
         else:
             raise ValueError(f"unknown learned model kind {self.kind!r}")
 
@@ -137,59 +144,84 @@ class LearnedModel:
     def load(cls, path: str | Path) -> LearnedModel:
         """The model in ``path``; ValueError (naming the file) if it cannot be used."""
         try:
-            return cls.from_json(Path(path).read_text(encoding="utf-8"))
+            return cls.from_text(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
 
     def save(self, path: str | Path) -> None:
+        """Write the model to ``path`` (which should end in :attr:`suffix`)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        Path(path).write_text(self.to_text(), encoding="utf-8")
 
 
 def resolve_model_path(name: str) -> Path:
-    """``default`` or another bare name = ``ranker/<name>.json`` on the models search path;
-    else a file path. Missing: :class:`~recommender.errors.ModelNotAvailable`, never a
+    """``default`` or another bare name = ``ranker/<name>.lgb.txt`` or ``.json`` on the models
+    search path; else a file path. Missing: :class:`~recommender.errors.ModelNotAvailable`, never a
     silent fallback (see :func:`recommender.model_files.ranker_path`)."""
     return ranker_path(name)
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, features: list[str], kind: str = "logistic",
-              seed: int = 0, note: str = "") -> LearnedModel:
+def fit_model(x: np.ndarray, y: np.ndarray, features: list[str], kind: str = "lambdarank",
+              seed: int = 0, note: str = "", query: np.ndarray | None = None) -> LearnedModel:
     """Fit the re-ranker on candidate feature rows ``x`` and 0/1 labels ``y``.
 
-    ``trees``: scikit-learn's HistGradientBoostingClassifier, exported node by node;
-    ``logistic``: a standardised logistic regression.
+    ``lambdarank``: LightGBM's LambdaRank over the candidates of each query
+    (``query``: the query of each row, rows of one query contiguous), so what is
+    learned is the order *within* a query's list, not what makes a pair positive
+    across the whole corpus; ``logistic``: a standardised logistic regression.
     """
     y = np.asarray(y, dtype=np.int64)
-    if kind == "logistic" or len(np.unique(y)) < 2:
+    if kind not in ("logistic", "lambdarank"):
+        raise ValueError(f"unknown learned model kind {kind!r}")
+    if len(np.unique(y)) < 2:  # nothing to learn from: the raw cosines
+        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+        coef = np.array([1.0 if f.endswith("_cos") else 0.0 for f in features]) * scale
+        return LearnedModel(features, "logistic", {
+            "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(),
+            "intercept": 0.0}, note or "no positive labels: sum of cosines")
+    if kind == "logistic":
         from sklearn.linear_model import LogisticRegression
 
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-        if len(np.unique(y)) < 2:  # nothing to learn from: fall back to the raw cosines
-            coef = np.array([1.0 if f.endswith("_cos") else 0.0 for f in features]) * scale
-            return LearnedModel(features, "logistic", {
-                "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(),
-                "intercept": 0.0}, note or "no positive labels: sum of cosines")
         lr = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y)
         return LearnedModel(features, "logistic", {
             "mean": mean.tolist(), "scale": scale.tolist(), "coef": lr.coef_[0].tolist(),
             "intercept": float(lr.intercept_[0])}, note)
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    if query is None or len(query) != len(y):
+        raise ValueError("a lambdarank fit needs the query of every row")
+    return _fit_lambdarank(np.asarray(x, np.float32), y, features, np.asarray(query), seed,
+                           note)
 
-    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31,
-                                         min_samples_leaf=40, random_state=seed)
-    clf.fit(x, y)
-    trees = []
-    for (predictor,) in clf._predictors:
-        nodes = predictor.nodes
-        trees.append({
-            "feature": nodes["feature_idx"].tolist(),
-            "threshold": nodes["num_threshold"].tolist(),
-            "left": nodes["left"].astype(np.int64).tolist(),
-            "right": nodes["right"].astype(np.int64).tolist(),
-            "leaf": nodes["is_leaf"].astype(bool).tolist(),
-            "value": nodes["value"].tolist(),
-            "depth": int(nodes["depth"].max()),
-        })
-    return LearnedModel(features, "trees", {
-        "baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}, note)
+
+#: LightGBM's settings for the ranker (chosen on quicktakes-dev folds, README)
+LGB_PARAMS: dict[str, Any] = {
+    "objective": "lambdarank", "metric": "ndcg", "eval_at": [5, 10],
+    "lambdarank_truncation_level": 20, "num_leaves": 31, "learning_rate": 0.08,
+    "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+    "bagging_freq": 1, "lambda_l2": 1.0, "verbosity": -1, "deterministic": True,
+    "force_row_wise": True,
+}
+#: boosting rounds of a fit
+LGB_ROUNDS = 250
+
+
+def _fit_lambdarank(x: np.ndarray, y: np.ndarray, features: list[str], query: np.ndarray,
+                    seed: int, note: str) -> LearnedModel:
+    """The LightGBM ranker; ``note`` is kept in memory (LightGBM's file has no place for
+    it: a loaded model's note names its objective and trees)."""
+    import lightgbm
+
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    if len(np.unique(query)) != len(starts):
+        raise ValueError("a query's rows must be contiguous")
+    sizes = np.diff(np.r_[starts, len(query)])
+    has_positive = np.add.reduceat(y, starts) > 0  # a list without a positive teaches nothing
+    keep = np.repeat(has_positive, sizes)
+    data = lightgbm.Dataset(x[keep], label=y[keep], group=sizes[has_positive],
+                            feature_name=list(features), free_raw_data=True)
+    params = {**LGB_PARAMS, "seed": seed, "num_threads": 0}
+    booster = lightgbm.train(params, data, num_boost_round=LGB_ROUNDS)
+    text = booster.model_to_string()
+    what = f"LightGBM lambdarank, {booster.num_trees()} trees"
+    return LearnedModel(features, "lambdarank", {"model_str": text},
+                        f"{note} ({what})" if note else what)

@@ -34,7 +34,10 @@ MODELS_DIR_ENV = "RECOMMENDER_MODELS_DIR"
 #: the import name of the repository's ``models/`` folder inside the wheel
 MODELS_PACKAGE = "recommender_models"
 #: what to run when learned-ranker parameters are missing
-FIT_RANKER = "python -m benchmarks.fit_ranker CONTENT_DIR --out FILE.json (from a source checkout)"
+FIT_RANKER = ("python -m benchmarks.fit_ranker CONTENT_DIR --out FILE.lgb.txt (from a source "
+              "checkout)")
+#: file name ending of a LightGBM ranker (its native model text)
+LGB_SUFFIX = ".lgb.txt"
 
 
 def builtin_models_dir() -> Path:
@@ -79,15 +82,21 @@ def resolve_model_path(relative: str | Path, what: str, get: str = "") -> Path:
 
 
 def ranker_path(name: str) -> Path:
-    """Learned-ranker parameters: a bare name is ``ranker/<name>.json`` on the search path;
-    a name ending in ``.json`` or holding a ``/`` is a file path (relative to the working
-    directory)."""
+    """Learned-ranker parameters: a bare name is ``ranker/<name>.lgb.txt`` (a LightGBM
+    ranker) or else ``ranker/<name>.json`` on the search path; a name ending in ``.json``
+    or ``.txt`` or holding a ``/`` is a file path (relative to the working directory)."""
     path = Path(name).expanduser()
-    if path.suffix == ".json" or path.is_absolute() or len(path.parts) > 1:
+    if path.suffix in (".json", ".txt") or path.is_absolute() or len(path.parts) > 1:
         return resolve_model_path(path.resolve(), f"learned-ranker file {name!r}",
                                   f"fix ranking.model in the configuration, or {FIT_RANKER}")
-    return resolve_model_path(Path("ranker") / f"{name}.json",
-                              f"learned-ranker parameters {name!r}", FIT_RANKER)
+    for folder in search_path():  # the first folder holding either wins
+        for suffix in (LGB_SUFFIX, ".json"):
+            if (folder / "ranker" / f"{name}{suffix}").is_file():
+                return folder / "ranker" / f"{name}{suffix}"
+    raise ModelNotAvailable(
+        f"learned-ranker parameters {name!r} not found: looked for ranker/{name}{LGB_SUFFIX} "
+        f"or ranker/{name}.json in {', '.join(str(d) for d in search_path())}; to get it: "
+        f"{FIT_RANKER}")
 
 
 def sha256_file(path: Path) -> str:

@@ -31,7 +31,7 @@ from recommender.errors import IndexCorrupt
 from recommender.index import check_array, load_arrays
 from recommender.learned import SIGNALS, LearnedModel, feature_names, resolve_model_path
 from recommender.lexical import SparseSignal
-from recommender.model_files import sha256_file
+from recommender.model_files import LGB_SUFFIX, sha256_file
 
 #: how many ranked suggestions are precomputed per article
 NEIGHBOURS = 100
@@ -39,7 +39,8 @@ STATE = "state.json"
 LISTS = "lists.npz"
 SUGGESTIONS = "neighbours.npz"
 UNKNOWN = -2  # a spare list entry that is no longer known (see NeighbourLists)
-MODEL = "ranker.json"
+#: the model's file: ``ranker`` + the kind's suffix (LightGBM's model text, or JSON)
+MODEL = "ranker"
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ class RankingState:
         np.savez(directory / SUGGESTIONS, rows=self.suggestions.rows,
                  scores=self.suggestions.scores)
         if self.model is not None:
-            self.model.save(directory / MODEL)
+            self.model.save(directory / f"{MODEL}{self.model.suffix}")
         meta = {"active": list(self.active), "off": self.off, "ranker": self.ranker.as_dict(),
                 "fit": asdict(self.fit), "lists": sorted(self.lists)}
         (directory / STATE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -277,13 +278,18 @@ class RankingState:
                                f"ranking needs {sorted(active)}")
         suggestions = _load_suggestions(directory / SUGGESTIONS, n)
         model = None
-        if (directory / MODEL).exists():
+        files = [directory / f"{MODEL}{suffix}" for suffix in (LGB_SUFFIX, ".json")]
+        files = [f for f in files if f.exists()]
+        if len(files) > 1:
+            raise IndexCorrupt(f"{directory}: two ranker files, "
+                               f"{' and '.join(f.name for f in files)}")
+        if files:
             try:
-                model = LearnedModel.load(directory / MODEL)
+                model = LearnedModel.load(files[0])
             except ValueError as error:
                 raise IndexCorrupt(str(error)) from None
             if model.features != feature_names(active):
-                raise IndexCorrupt(f"{directory / MODEL}: fitted on other features than the "
+                raise IndexCorrupt(f"{files[0]}: fitted on other features than the "
                                    f"index's signals {list(active)}")
         return cls(signals, matrices, off, active, lists, suggestions, model, ranker, fit)
 

@@ -53,9 +53,11 @@ def test_a_checkout_uses_its_own_models_folder(monkeypatch: pytest.MonkeyPatch):
 def test_override_folder_is_searched_first_then_the_built_in_models(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "ranker").mkdir()
-    (tmp_path / "ranker" / "default.json").write_bytes(DEFAULT_RANKER.read_bytes())
+    (tmp_path / "ranker" / "default.lgb.txt").write_bytes(
+        (ROOT / "models" / "ranker" / "lambdarank.lgb.txt").read_bytes())
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(tmp_path))
-    assert ranker_path("default") == tmp_path / "ranker" / "default.json"
+    # the override's folder wins, whichever kind of model file each folder holds
+    assert ranker_path("default") == tmp_path / "ranker" / "default.lgb.txt"
     # what the override folder lacks still comes from the built-in models
     assert resolve_model_path("registry.yaml", "registry") == ROOT / "models" / "registry.yaml"
 
@@ -65,7 +67,8 @@ def test_a_missing_ranker_is_an_error_naming_it_never_a_fallback(
     config = BuildConfig(model="hashing", ranking=RankingConfig(model="nope"))
     with pytest.raises(ModelNotAvailable,
                        match=r"learned-ranker parameters 'nope' not found: looked for "
-                             r"ranker/nope.json in .*to get it: python -m benchmarks.fit_ranker"):
+                             r"ranker/nope.lgb.txt or ranker/nope.json in .*to get it: "
+                             r"python -m benchmarks.fit_ranker"):
         build_index(demo_corpus, config, None, tmp_path / "cache")
     missing_file = BuildConfig(model="hashing",
                                ranking=RankingConfig(model=str(tmp_path / "mine.json")))
@@ -105,7 +108,8 @@ def test_an_index_built_with_another_ranker_file_is_not_current(
     monkeypatch.setenv("RECOMMENDER_MODELS_DIR", str(override))
     rebuilt = open_index(demo_copy, config, index, cache_dir=tmp_path / "cache")
     assert (rebuilt.action, rebuilt.reason) == ("built", "the learned-ranker file changed")
-    assert rebuilt.snapshot.manifest["ranker"]["file"] == str(override / "ranker" / "default.json")
+    assert rebuilt.snapshot.manifest["ranker"]["file"] == str(
+        override / "ranker" / "default.json")
 
 
 def test_version_option():

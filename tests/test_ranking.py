@@ -34,8 +34,9 @@ FUSED = BuildConfig(model="hashing", ranking=RankingConfig(method="fused", descr
 
 def _fitted_model(ranker: Ranker, corpus: Corpus, kind: str) -> LearnedModel:
     links = link_pairs(corpus.articles)
-    x, y = training_data(ranker, corpus.articles, links, np.unique(links[:, 0]))
-    return fit_model(x, y, feature_names(ranker.signals), kind, seed=0, note="test")
+    data = training_data(ranker, corpus.articles, links, np.unique(links[:, 0]))
+    return fit_model(data.x, data.y, feature_names(ranker.signals), kind, seed=0, note="test",
+                     query=data.query)
 
 
 @pytest.fixture(scope="module")
@@ -86,39 +87,82 @@ def test_features_are_named_and_finite(demo_corpus: Corpus, learned_dir: Path) -
     assert not ((cands.query == 0) & (cands.row == 0)).any()
 
 
-@pytest.mark.parametrize("kind", ["trees", "logistic"])
-def test_learned_model_round_trips_through_json(demo_corpus: Corpus, learned_dir: Path,
-                                                kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["lambdarank", "logistic"])
+def test_learned_model_round_trips_through_its_file(demo_corpus: Corpus, learned_dir: Path,
+                                                   kind: str, tmp_path: Path) -> None:
     ranker = load_index(learned_dir).ranker()
     model = _fitted_model(ranker, demo_corpus, kind)
-    model.save(tmp_path / "m.json")
-    again = LearnedModel.load(tmp_path / "m.json")
+    assert model.kind == kind
+    path = tmp_path / f"m{model.suffix}"
+    model.save(path)
+    again = LearnedModel.load(path)
     x = ranker.features_for_rows(np.arange(10)).features
     np.testing.assert_allclose(again.score(x), model.score(x), rtol=1e-9)
-    assert again.note == "test" and again.features == feature_names(ranker.signals)
+    assert again.features == feature_names(ranker.signals)
+    if kind == "lambdarank":  # LightGBM's own model file, read by LightGBM itself
+        import lightgbm
+
+        booster = lightgbm.Booster(model_file=str(path))
+        np.testing.assert_allclose(booster.predict(x, raw_score=True), model.score(x))
+        assert path.read_text().startswith("tree\n")
+    else:
+        assert again.note == "test"
 
 
-def test_exported_trees_match_sklearn() -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
+def test_lambdarank_learns_the_order_within_queries() -> None:
+    """A pairwise ranker over queries as groups: the feature that orders each list wins,
+    even where its level differs from query to query."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(2000, 4))
-    y = ((x[:, 0] + x[:, 1] * x[:, 2]) > 0.3).astype(int)
-    model = fit_model(x, y, ["a", "b", "c", "d"], "trees", seed=0)
-    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=31,
-                                         min_samples_leaf=40, random_state=0).fit(x, y)
-    np.testing.assert_allclose(model.score(x), clf.decision_function(x), rtol=1e-6, atol=1e-8)
+    query = np.repeat(np.arange(200), 30)
+    offset = rng.normal(size=200)[query] * 3  # per-query level: useless across queries
+    x = np.column_stack([offset + rng.normal(size=len(query)), rng.normal(size=len(query))])
+    within = x[:, 0] - offset
+    y = np.zeros(len(query), np.int8)
+    for q in range(200):
+        rows = np.flatnonzero(query == q)
+        y[rows[np.argsort(-within[rows])[:2]]] = 1
+    model = fit_model(x, y, ["a", "b"], "lambdarank", seed=0, query=query)
+    score = model.score(x)
+    hits = [y[np.flatnonzero(query == q)][np.argmax(score[query == q])] for q in range(200)]
+    assert np.mean(hits) > 0.9
+
+
+def test_a_json_model_of_another_kind_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "m.json").write_text('{"kind": "trees", "features": ["a"], "params": {}}')
+    with pytest.raises(ValueError, match="m.json.*unknown learned model kind 'trees'"):
+        LearnedModel.load(tmp_path / "m.json")
+    (tmp_path / "m.lgb.txt").write_text("tree\nversion=v4\n")
+    with pytest.raises(ValueError, match="m.lgb.txt"):
+        LearnedModel.load(tmp_path / "m.lgb.txt")
+
+
+def test_training_candidates_include_batch_mates(demo_corpus: Corpus, learned_dir: Path) -> None:
+    """Negatives come from the query's own publication batch too, never its own copies."""
+    ranker = load_index(learned_dir).ranker()
+    links = link_pairs(demo_corpus.articles)
+    queries = np.unique(links[:, 0])[:5]
+    plain = training_data(ranker, demo_corpus.articles, links, queries, per_query=0)
+    mixed = training_data(ranker, demo_corpus.articles, links, queries, per_query=3)
+    assert len(mixed.y) > len(plain.y)
+    arts = demo_corpus.articles
+    for q in queries.tolist():
+        extra = set(mixed.row[mixed.query == q].tolist()) - set(
+            plain.row[plain.query == q].tolist())
+        assert all(arts[r].group == arts[q].group for r in extra)
+        assert all(arts[r].content_key != arts[q].content_key for r in extra)
+    assert (np.diff(mixed.query) != 0).sum() == len(queries) - 1  # contiguous per query
 
 
 def test_index_saves_lists_and_model_and_answers(demo_corpus: Corpus, tmp_path: Path) -> None:
     index = build_index(demo_corpus, LEARNED, None, tmp_path / "cache")
-    model = _fitted_model(index.ranker(), demo_corpus, "trees")
+    model = _fitted_model(index.ranker(), demo_corpus, "lambdarank")
     ranker = index.ranker().with_model(model)
     state = dataclasses.replace(index.ranking, model=model, ranker=RankerChoice("learned", "t"),
                                 suggestions=compute_suggestions(ranker))
     save_index(Snapshot(index.index, state), tmp_path / "index")
     loaded = load_index(tmp_path / "index")
-    assert loaded.ranking.model is not None and loaded.ranking.model.kind == "trees"
+    assert loaded.ranking.model is not None and loaded.ranking.model.kind == "lambdarank"
+    assert (tmp_path / "index" / "ranking" / "ranker.lgb.txt").exists()
     assert set(loaded.ranking.lists) == {"lexical", "description", "keywords", "dense"}
     np.testing.assert_allclose(loaded.ranker().scores_for_rows(np.array([3])),
                                ranker.scores_for_rows(np.array([3])))

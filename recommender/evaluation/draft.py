@@ -92,9 +92,9 @@ class DraftDenseMethod(ExactScorer):
 def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: np.ndarray,
                        fields: tuple[str, ...], encode: object,
                        cache: dict[int, Candidates] | None = None,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, 0/1 labels and candidate rows of draft queries (``rows``' ``fields``
-    posted as text) under ``links``: a candidate is positive when it is (a copy of) a
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, 0/1 labels, candidate rows and query rows of draft queries (``rows``'
+    ``fields`` posted as text) under ``links``: a candidate is positive when it is (a copy of) a
     target of one of the query's links.
 
     The query's own article and its copies are hidden from the text altogether
@@ -120,18 +120,20 @@ def text_training_data(ranker: Ranker, corpus: Corpus, links: np.ndarray, rows: 
             sel = order[bounds[i] : bounds[i + 1]]
             cache[r] = Candidates(np.zeros(len(sel), np.int64), cands.row[sel],
                                   cands.features[sel])
-    xs, ys, cs = [], [], []
+    xs, ys, cs, qs = [], [], [], []
     for r in np.asarray(rows).tolist():
         c = cache[int(r)]
         wanted = targets.get(int(r), set())
         xs.append(c.features)
         cs.append(c.row)
+        qs.append(np.full(len(c.row), r, np.int64))
         ys.append(np.fromiter((int(content[x]) in wanted for x in c.row.tolist()),
                               dtype=np.int8, count=len(c.row)))
     width = len(feature_names(ranker.signals))
     if not xs:
-        return np.zeros((0, width), np.float32), np.zeros(0, np.int8), np.zeros(0, np.int64)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
+        empty = np.zeros(0, np.int64)
+        return np.zeros((0, width), np.float32), np.zeros(0, np.int8), empty, empty
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(qs)
 
 
 class DraftProductMethod(ExactScorer):
@@ -173,14 +175,16 @@ class DraftProductMethod(ExactScorer):
         if len(queries) > self.max_train_queries:
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
-        x, y, rows = text_training_data(self.ranker, corpus, links, queries, self.fit_fields,
-                                        self.encoder.encode, self._features)
+        x, y, rows, query = text_training_data(self.ranker, corpus, links, queries,
+                                               self.fit_fields, self.encoder.encode,
+                                               self._features)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
         keep = allowed[rows]
         model: LearnedModel = fit_model(x[keep], y[keep], feature_names(self.ranker.signals),
                                         self.model_kind, self.seed,
-                                        note=f"fold fit on {len(queries)} draft queries")
+                                        note=f"fold fit on {len(queries)} draft queries",
+                                        query=query[keep])
         self.ranker = self.ranker.with_text_model(model)
 
     def scores(self, block: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ class ProductMethod(ExactScorer):
         self.refit = learned if refit is None else (refit and learned)
         # refit the kind of model the index serves: the shipped one's, or the build's own fit
         served = snapshot.ranking.model
-        self.model_kind = model_kind or (served.kind if served is not None else "trees")
+        self.model_kind = model_kind or (served.kind if served is not None else "lambdarank")
         self.max_train_queries = max_train_queries
         self._features: dict[int, Candidates] = {}
         #: the links the last fit used (tests check that no held-out article's are among them)
@@ -84,15 +84,15 @@ class ProductMethod(ExactScorer):
         if len(queries) > self.max_train_queries:
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
-        x, y = training_data(self.ranker, corpus.articles, links, queries, self._features)
+        data = training_data(self.ranker, corpus.articles, links, queries, self._features,
+                             seed=self.seed)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
-        rows = (np.concatenate([self._features[int(q)].row for q in queries])
-                if len(queries) else np.zeros(0, np.int64))
-        keep = allowed[rows]
-        model: LearnedModel = fit_model(x[keep], y[keep], feature_names(self.ranker.signals),
+        data = data.where(allowed[data.row])
+        model: LearnedModel = fit_model(data.x, data.y, feature_names(self.ranker.signals),
                                         self.model_kind, self.seed,
-                                        note=f"fold fit on {len(queries)} queries")
+                                        note=f"fold fit on {len(queries)} queries",
+                                        query=data.query)
         self.ranker = self.ranker.with_model(model)
 
     def scores(self, block: np.ndarray) -> np.ndarray:
