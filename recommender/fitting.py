@@ -120,7 +120,8 @@ def training_data(ranker: Ranker, articles: Sequence[Article], links: np.ndarray
     for start in range(0, len(todo), _BLOCK):
         block = todo[start : start + _BLOCK]
         proposed = ranker.features_for_rows(block)
-        extra = batch_mates(articles, block, per_query, seed, targets)
+        extra = (batch_mates(articles, block, per_query, seed, targets) if per_query > 0
+                 else [])  # none: only what the signals propose (how the logistic was fitted)
         keys = np.concatenate([np.full(len(e), i, np.int64) * ranker.n + e
                                for i, e in enumerate(extra)] + [np.zeros(0, np.int64)])
         keys = np.setdiff1d(keys, proposed.query * ranker.n + proposed.row)

@@ -24,7 +24,7 @@ from recommender.config import BuildConfig
 from recommender.corpus import Corpus
 from recommender.evaluation.methods import ExactScorer, _excluded, tie_breaker
 from recommender.evaluation.protocol import links_between
-from recommender.fitting import training_data
+from recommender.fitting import BATCH_NEGATIVES, training_data
 from recommender.learned import LearnedModel, feature_names, fit_model
 from recommender.pipeline import Snapshot, build_snapshot
 from recommender.ranking import Candidates, Ranker
@@ -84,8 +84,12 @@ class ProductMethod(ExactScorer):
         if len(queries) > self.max_train_queries:
             rng = np.random.default_rng(self.seed)
             queries = np.sort(rng.choice(queries, self.max_train_queries, replace=False))
+        # batch-mates among the negatives for the ranker that learns per query (LambdaRank);
+        # the logistic model is refitted as it was fitted: on what the signals propose
+        # (with batch-mates its leakage-free recall@5 fell from 0.173 to 0.128)
         data = training_data(self.ranker, corpus.articles, links, queries, self._features,
-                             seed=self.seed)
+                             per_query=BATCH_NEGATIVES if self.model_kind == "lambdarank"
+                             else 0, seed=self.seed)
         allowed = np.zeros(len(corpus.articles), dtype=bool)
         allowed[np.asarray(train_rows, dtype=np.int64)] = True
         data = data.where(allowed[data.row])
