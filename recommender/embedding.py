@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,21 +112,22 @@ class EmbeddingStats:
 Progress = Callable[[int, int], None]
 
 
-def embed_texts(
-    texts: Sequence[str],
-    encoder: Encoder,
-    text_config: TextConfig,
-    cache: EmbeddingCache | None = None,
-    batch_size: int = 64,
-    on_progress: Progress | None = None,
-) -> tuple[np.ndarray, EmbeddingStats]:
-    """Vectors for ``texts``, from the cache where possible; misses are embedded and stored.
+#: embeds cache misses: given (text hash, text) pairs, shortest first, yields the
+#: (text hash, vector) pairs batch by batch (in this process, or on a cluster)
+EmbedMisses = Callable[[list[tuple[str, str]]], Iterator[list[tuple[str, np.ndarray]]]]
+
+
+def embed_cached(texts: Sequence[str], key: str, dim: int, embed_misses: EmbedMisses,
+                 cache: EmbeddingCache | None = None, on_progress: Progress | None = None
+                 ) -> tuple[np.ndarray, EmbeddingStats]:
+    """Vectors for ``texts`` under encoder ``key``, from the cache where possible; the
+    misses are embedded by ``embed_misses`` and stored batch by batch, so an interrupted
+    build keeps what it embedded. Every engine embeds through here.
 
     ``on_progress(done, total)`` is called once before the first batch and after
     each one, with the number of texts to embed (cache misses) as ``total``.
     """
     stats = EmbeddingStats(texts=len(texts))
-    key = encoder_key(encoder.name, text_config)
     hashes = [text_hash(t) for t in texts]
     known = cache.get_many(key, hashes) if cache is not None else {}
     todo = sorted({h: t for h, t in zip(hashes, texts) if h not in known}.items(),
@@ -135,20 +136,37 @@ def embed_texts(
     started = time.perf_counter()
     if on_progress and todo:
         on_progress(0, len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        vectors = _encode_batch([t for _, t in batch], encoder, text_config, batch_size)
-        items = list(zip([h for h, _ in batch], vectors))
+    for items in embed_misses(todo) if todo else ():
         if cache is not None:
             cache.put_many(key, items)
         known.update(items)
-        stats.embedded += len(batch)
+        stats.embedded += len(items)
         if on_progress:
             on_progress(stats.embedded, len(todo))
     stats.seconds = time.perf_counter() - started
     if not texts:
-        return np.zeros((0, encoder.dim), np.float32), stats
+        return np.zeros((0, dim), np.float32), stats
     return np.stack([known[h] for h in hashes]).astype(np.float32), stats
+
+
+def embed_texts(
+    texts: Sequence[str],
+    encoder: Encoder,
+    text_config: TextConfig,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 64,
+    on_progress: Progress | None = None,
+) -> tuple[np.ndarray, EmbeddingStats]:
+    """Vectors for ``texts`` (:func:`embed_cached`), the misses embedded in this process."""
+
+    def misses(todo: list[tuple[str, str]]) -> Iterator[list[tuple[str, np.ndarray]]]:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            vectors = _encode_batch([t for _, t in batch], encoder, text_config, batch_size)
+            yield list(zip([h for h, _ in batch], vectors))
+
+    return embed_cached(texts, encoder_key(encoder.name, text_config), encoder.dim, misses,
+                        cache, on_progress)
 
 
 def _encode_batch(texts: list[str], encoder: Encoder, config: TextConfig,

@@ -49,6 +49,7 @@ from recommender.embedding import (
     Progress,
     _encode_batch,
     default_cache_dir,
+    embed_cached,
     encoder_key,
 )
 from recommender.encoders import load_encoder, model_spec
@@ -56,7 +57,7 @@ from recommender.errors import ConfigError
 from recommender.pipeline import Opened, build_snapshot, save_index
 from recommender.schema import Schema
 from recommender.sources import Read, scan_folder
-from recommender.text import clean_once, prepare_text, text_hash
+from recommender.text import clean_once, prepare_text
 from recommender.vectors import Shards, VectorSearch, faiss_index, shard_bounds
 
 #: files per parsing task: large enough that a task's overhead (milliseconds) is noise
@@ -158,18 +159,8 @@ def embed_on_ray(texts: list[str], config: BuildConfig, workers: int,
     :func:`~recommender.embedding.embed_texts` computes them, the cache misses embedded
     by ``workers`` encoder actors on the cluster."""
     ray = _ray()
-    stats = EmbeddingStats(texts=len(texts))
-    dim = model_spec(config.model).dim
-    key = encoder_key(config.model, config.text)
-    hashes = [text_hash(t) for t in texts]
-    known = cache.get_many(key, hashes) if cache is not None else {}
-    todo = sorted({h: t for h, t in zip(hashes, texts) if h not in known}.items(),
-                  key=lambda item: len(item[1]))  # similar lengths batch with less padding
-    stats.cached = len(texts) - sum(1 for h in hashes if h not in known)
-    started = time.perf_counter()
-    if todo:
-        if on_progress:
-            on_progress(0, len(todo))
+
+    def misses(todo: list[tuple[str, str]]) -> Iterator[list[tuple[str, np.ndarray]]]:
         size = max(1, min(EMBED_BATCH, -(-len(todo) // workers)))
         dataset = ray.data.from_items([{"row": i, "text": t} for i, (_, t) in enumerate(todo)],
                                       override_num_blocks=-(-len(todo) // size))
@@ -177,18 +168,11 @@ def embed_on_ray(texts: list[str], config: BuildConfig, workers: int,
             Embedder, fn_constructor_args=(config.model_dump(mode="json"),),
             batch_size=size, concurrency=workers, num_cpus=1)
         for batch in embedded.iter_batches(batch_size=None):
-            items = [(todo[int(i)][0], v) for i, v in zip(batch["row"], batch["vector"],
-                                                          strict=True)]
-            if cache is not None:
-                cache.put_many(key, items)
-            known.update(items)
-            stats.embedded += len(items)
-            if on_progress:
-                on_progress(stats.embedded, len(todo))
-    stats.seconds = time.perf_counter() - started
-    if not texts:
-        return np.zeros((0, dim), np.float32), stats
-    return np.stack([known[h] for h in hashes]).astype(np.float32), stats
+            yield [(todo[int(i)][0], v) for i, v in zip(batch["row"], batch["vector"],
+                                                        strict=True)]
+
+    return embed_cached(texts, encoder_key(config.model, config.text),
+                        model_spec(config.model).dim, misses, cache, on_progress)
 
 
 def _embed_articles(articles: list[Article], config: BuildConfig, workers: int,
