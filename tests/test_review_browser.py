@@ -68,8 +68,14 @@ def test_an_editor_reviews_accepts_and_rejects(served: tuple[ServedFolder, Path]
     browser.get(server.base + "/review")
     search = browser.find_element(By.ID, "q")
     search.send_keys("radiation therapy leukemia")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    browser.find_element(By.PARTIAL_LINK_TEXT, "radiation therapy for leukemia").click()
+    # each click loads a new page: wait for the old one to go, or an element found on it
+    # (the list before the search holds the same link) goes stale under the click
+    submit = browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]")
+    submit.click()
+    WebDriverWait(browser, 20).until(ec.staleness_of(submit))
+    result = browser.find_element(By.PARTIAL_LINK_TEXT, "radiation therapy for leukemia")
+    result.click()
+    WebDriverWait(browser, 20).until(ec.staleness_of(result))
     # the psychological-impact article, curated, with its explanation
     link = browser.find_element(By.PARTIAL_LINK_TEXT, PSYCH_TITLE)
     item = link.find_element(By.XPATH, "./ancestor::li[1]")
