@@ -444,6 +444,7 @@ class Corpus:
                     by_id[a.id].append(a)
         self.by_id = by_id
         self.links: LinkMemo | None = None  # how the links were resolved, for the next scan
+        self.written_subjects: dict[str, str] = {}  # by url, where the file spells it otherwise
         self._references: References | None = None
 
     def __len__(self) -> int:
@@ -474,18 +475,23 @@ class Corpus:
         return builtin_schema(article.schema)
 
 
-def _normalise_subjects(articles: list[Article], report: LoadReport) -> None:
+def _normalise_subjects(articles: list[Article], report: LoadReport) -> dict[str, str]:
+    """Give each subject its most used spelling; returns the spellings replaced, by url
+    (what the files say, so an index built from this corpus can normalise afresh later)."""
     spellings: dict[str, Counter[str]] = defaultdict(Counter)
     for a in articles:
         if a.subject:
             spellings[subject_key(a.subject)][a.subject] += 1
     # the most used spelling wins; ties go to the capitalised one, which sorts first
     display = {k: min(c, key=lambda s: (-c[s], s)) for k, c in spellings.items()}
+    written: dict[str, str] = {}
     for a in articles:
-        if a.subject:
-            a.subject = display[subject_key(a.subject)]
+        if a.subject and (shown := display[subject_key(a.subject)]) != a.subject:
+            written[a.url] = a.subject
+            a.subject = shown
     report.subjects = len(display)
     report.subject_spellings = sum(len(c) for c in spellings.values())
+    return written
 
 
 #: what resolving one article's links adds to the report: links_total, by url, by path, by
@@ -687,11 +693,12 @@ def build_corpus(root: Path, parsed: Iterable[Article | LoadIssue], files: int,
     report.by_schema = dict(Counter(a.schema for a in articles).most_common())
     schema = schema or QUICKTAKES
     report.schema, report.schema_reason = schema.name, schema_reason
-    _normalise_subjects(articles, report)
+    written = _normalise_subjects(articles, report)
     memo = _resolve_links(root, articles, by_url, by_id, report, links)
     report.articles = len(articles)
     corpus = Corpus(root, articles, report, schema, by_url, by_id)
     corpus.links = memo
+    corpus.written_subjects = written
     return corpus
 
 

@@ -290,7 +290,8 @@ def build_snapshot(corpus: Corpus, config: BuildConfig | None = None,
     search = search if search is not None else VectorSearch(vectors, config.vectors)
     sources = [Source(article_fingerprint(a, config),
                       scan.stamps[a.url] if scan is not None else _stamp(a),
-                      scan.subjects.get(a.url, a.subject) if scan is not None else a.subject)
+                      (scan.subjects if scan is not None else corpus.written_subjects).get(
+                          a.url, a.subject))
                for a in articles]
     # paths relative to the folder as named (a symlinked folder is not resolved there)
     index = Index(config, corpus.root.resolve(),

@@ -119,6 +119,17 @@ def test_open_index_reuses_a_current_index_and_updates_a_stale_one(demo_copy, tm
     assert open_index(demo_copy, HASHING, out, rebuild=True).action == "built"
 
 
+def test_an_index_built_from_a_loaded_corpus_is_current_for_its_folder(demo_copy, tmp_path):
+    """``build_index(load_corpus(...))`` records subjects as the files spell them, as a
+    scan does: the demo spells one subject two ways, and that is no change to update."""
+    out = tmp_path / "index"
+    build_index(load_corpus(demo_copy), HASHING, out)
+    built_at = load_index(out).manifest["built_at"]
+    again = open_index(demo_copy, HASHING, out)
+    assert again.action == "current"
+    assert again.snapshot.manifest["built_at"] == built_at
+
+
 def test_unknown_or_missing_model_says_how_to_get_it(demo_corpus, monkeypatch, tmp_path):
     with pytest.raises(ModelNotAvailable, match="unknown model 'nope'.*knows:"):
         build_index(demo_corpus, BuildConfig(model="nope"), None, tmp_path)
