@@ -50,6 +50,9 @@ class ModelSpec(BaseModel):
     dim: int
     max_tokens: int = 256
     get: str = ""
+    #: a model tuned on one site's curated links names its base here; the evaluation tunes
+    #: that base again per fold instead of scoring the site with a model that saw its links
+    tuned_from: str | None = None
 
     def resolve_source(self) -> Path:
         """The folder holding the weights; raises :class:`ModelNotAvailable` if absent.

@@ -77,7 +77,7 @@ def exit_code(error: RecommenderError) -> int:
 
 def main() -> None:
     """Console-script entry point: run the app, turning domain errors into one line."""
-    from recommender.cli import core, decide, evaluate, fill, serve  # noqa: F401  (registers commands)
+    from recommender.cli import core, decide, evaluate, fill, serve, tune  # noqa: F401  (registers commands)
 
     try:
         app(standalone_mode=True)

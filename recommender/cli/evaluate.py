@@ -22,6 +22,7 @@ from recommender.cli.options import SameOpt, SchemaOpt, load_schema
 from recommender.config import BuildConfig
 from recommender.corpus import Corpus, load_corpus
 from recommender.decisions import DecisionStore, Rules
+from recommender.encoders import model_spec
 from recommender.evaluation import (
     BM25Method,
     CandidateSpace,
@@ -138,6 +139,11 @@ def make_methods(corpus: Corpus, names: list[str], seed: int,
             out.append(KeywordMethod(corpus, seed))
         elif name == "dense":
             for label, config in _dense_variants(dense):
+                if model_spec(config.model).tuned_from is not None:  # tuned per fold
+                    from recommender.evaluation.tuned import TunedDenseMethod
+
+                    out.append(TunedDenseMethod(corpus, config, seed, name=label))
+                    continue
                 out.append(DenseMethod(dense_vectors(corpus, config, cache_dir), corpus, seed,
                                        name=label))
         elif name == "product":
