@@ -191,6 +191,7 @@ def save_tuned(base_dir: Path, table: np.ndarray, out_dir: Path, provenance: dic
     save_file({"embeddings": table.astype(np.float16)}, str(tmp / "model.safetensors"))
     (tmp / "build.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
     (tmp / "README.md").write_text(
+        "---\nlibrary_name: model2vec\ntags: [static-embeddings]\n---\n\n"
         f"# {out_dir.name}\n\nThe static model {provenance.get('tuned_from', base_dir.name)} "
         "tuned on curated related-article links by `recommender tune` "
         "(contrastive, in-batch negatives; see recommender/tuning.py). `build.json` says on "
