@@ -68,3 +68,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.fill_dev_corpus $(CORPUS) --suggester index --index $(DEV_INDEX) --out results/fill_dev_corpus.json
 	$(BIN)/python -m benchmarks.load_api --index $(DEV_INDEX) --content $(CORPUS) --out results/load_api.json
 	$(BIN)/python -m benchmarks.scale $(CORPUS) --out results/scale.json
+	$(BIN)/python -m benchmarks.diversity $(CORPUS) --index $(DEV_INDEX) --max-queries 6000 --out results/diversity.json
+	$(BIN)/python -m benchmarks.within_negatives $(CORPUS) --out results/within_negatives.json
+	$(BIN)/python -m benchmarks.within_negatives $(CORPUS) --whole-corpus --max-queries 6000 --out results/within_negatives_whole.json
+	$(BIN)/recommender evaluate $(CORPUS) --methods tfidf,product --product benchmarks/configs/tuned.yaml --output results/evaluation-tuned

@@ -151,6 +151,11 @@ def test_training_candidates_include_batch_mates(demo_corpus: Corpus, learned_di
         assert all(arts[r].group == arts[q].group for r in extra)
         assert all(arts[r].content_key != arts[q].content_key for r in extra)
     assert (np.diff(mixed.query) != 0).sum() == len(queries) - 1  # contiguous per query
+    whole = training_data(ranker, arts, links, queries, per_query=None)  # the default
+    for q in queries.tolist():
+        mates = {i for i, a in enumerate(arts) if a.group == arts[q].group
+                 and a.content_key != arts[q].content_key and not a.no_index}
+        assert mates <= set(whole.row[whole.query == q].tolist())
 
 
 def test_index_saves_lists_and_model_and_answers(demo_corpus: Corpus, tmp_path: Path) -> None:
