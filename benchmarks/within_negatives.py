@@ -21,28 +21,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.common import stamp, write_results
-from recommender import fitting
 from recommender.config import BuildConfig
 from recommender.corpus import load_corpus
 from recommender.evaluation import LexicalFeatures, TfidfMethod, build_protocol, evaluate
-from recommender.evaluation import product as product_module
 from recommender.evaluation.product import ProductMethod
 from recommender.pipeline import build_snapshot
-
-
-class WithNegatives(ProductMethod):
-    """The LambdaRank product, refitted with ``per_query`` batch-mates per training query."""
-
-    def __init__(self, *args: object, per_query: int, **kwargs: object):
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.per_query = per_query
-
-    def _fitted_model(self, ranker, corpus, train_rows):  # type: ignore[no-untyped-def]
-        product_module.BATCH_NEGATIVES = self.per_query
-        try:
-            return super()._fitted_model(ranker, corpus, train_rows)
-        finally:
-            product_module.BATCH_NEGATIVES = fitting.BATCH_NEGATIVES
 
 
 def main() -> None:
@@ -63,8 +46,8 @@ def main() -> None:
     config = BuildConfig.model_validate({"ranking": {"model": "lambdarank"}})
     snapshot = build_snapshot(corpus, config, None, suggestions=False)
     methods = [TfidfMethod(features, corpus)] + [
-        WithNegatives(corpus, config, f"lambdarank, {n} batch-mates", snapshot=snapshot,
-                      max_train_queries=args.train_queries, per_query=n)
+        ProductMethod(corpus, config, f"lambdarank, {n} batch-mates", snapshot=snapshot,
+                      max_train_queries=args.train_queries, batch_negatives=n)
         for n in args.per_query]
     result = evaluate(protocol, methods, [5, 10], features.tfidf, reference="tfidf",
                       n_resamples=1000, on_method=lambda r: print(

@@ -39,7 +39,7 @@ MAX_TOKENS = 512
 
 @dataclass(frozen=True)
 class TuningConfig:
-    """How the table is tuned (chosen on quicktakes-dev folds: benchmarks/tune_static.py)."""
+    """How the table is tuned (the settings results/evaluation-tuned was measured with)."""
 
     epochs: int = 3
     batch_size: int = 128
@@ -70,13 +70,18 @@ class TokenisedTexts:
         starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
         return cls(np.concatenate(parts), starts)
 
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The token ids of ``rows`` one after the other, each row's offset into them, and
+        each row's length."""
+        lengths = self.starts[rows + 1] - self.starts[rows]
+        ids = np.concatenate([self.ids[self.starts[r]:self.starts[r + 1]] for r in rows])
+        return ids, np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths
+
     def batch(self, rows: np.ndarray) -> dict[str, object]:
         """The EmbeddingBag input of ``rows`` (sentence-transformers' StaticEmbedding keys)."""
         import torch
 
-        lengths = self.starts[rows + 1] - self.starts[rows]
-        ids = np.concatenate([self.ids[self.starts[r]:self.starts[r + 1]] for r in rows])
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        ids, offsets, _ = self.gather(rows)
         return {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets)}
 
 
@@ -157,10 +162,8 @@ def embed(table: np.ndarray, texts: TokenisedTexts, rows: np.ndarray | None = No
     out = np.empty((len(rows), table.shape[1]), dtype=np.float32)
     for start in range(0, len(rows), block):
         part = rows[start:start + block]
-        lengths = texts.starts[part + 1] - texts.starts[part]
-        ids = np.concatenate([texts.ids[texts.starts[r]:texts.starts[r + 1]] for r in part])
-        sums = np.add.reduceat(table[ids], np.concatenate([[0], np.cumsum(lengths)[:-1]]))
-        out[start:start + len(part)] = sums / lengths[:, None]
+        ids, offsets, lengths = texts.gather(part)
+        out[start:start + len(part)] = np.add.reduceat(table[ids], offsets) / lengths[:, None]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
 

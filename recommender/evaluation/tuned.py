@@ -57,12 +57,16 @@ class FoldTuner:
                                                            spec.max_tokens))
         self.content = content_groups(corpus.articles)
         self._fold: dict[str, np.ndarray] = {}
+        self._untuned: np.ndarray | None = None
         #: the links each fold was tuned on, by fold key (tests check none is held out)
         self.training_links: dict[str, np.ndarray] = {}
 
     def untuned(self) -> np.ndarray:
-        """The base model's vectors (what the tuning starts from)."""
-        return embed(self.table, self.texts)
+        """The base model's vectors (what the tuning starts from); computed once, for the
+        dense method and the product alike."""
+        if self._untuned is None:
+            self._untuned = embed(self.table, self.texts)
+        return self._untuned
 
     def vectors(self, train_rows: np.ndarray) -> np.ndarray:
         """Every article's vector under the base tuned on the links between ``train_rows``."""
